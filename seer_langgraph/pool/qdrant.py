@@ -1,0 +1,297 @@
+"""The qdrant-client backend: ``:memory:``, a local ``path=``, or a Qdrant server / cluster ``url=``.
+
+Local modes (``:memory:`` and ``path=``) are qdrant-client's pure-Python engine: exact but a
+brute-force scan (fine to ~10k experiences per tenant). ``url=`` talks to a Qdrant server or
+cluster, the production path: the collection is created with a tenant payload index
+(``is_tenant=True``), keyword indexes on ``intent`` and ``tools``, and the shard, replication and
+quantization settings you pass in :class:`QdrantCollectionSettings`. With a server the SEER score
+is computed inside Qdrant by a ``FormulaQuery`` (see :meth:`QdrantClientBackend.formula_search`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from ..scoring import RecallQuery
+from .backend import VECTOR_NAMES, DenseHit, PointData, StoredPoint
+
+__all__ = ["QdrantClientBackend", "QdrantCollectionSettings", "build_seer_formula", "tenant_filter"]
+
+_SCORING_FIELDS = ["tenant", "intent", "tools"]
+
+
+@dataclass(frozen=True)
+class QdrantCollectionSettings:
+    """Collection settings passed to Qdrant when the collection is created (server / cluster).
+
+    The defaults suit one server. For a cluster see ``docs/SCALING.md``: shard by tenant with
+    ``sharding_method="custom"`` or rely on the ``is_tenant`` index, set ``replication_factor``
+    >= 2 and ``write_consistency_factor`` for durability, and scalar int8 quantization to keep
+    vectors in RAM.
+    """
+
+    shard_number: int | None = None
+    replication_factor: int | None = None
+    write_consistency_factor: int | None = None
+    on_disk_payload: bool | None = None
+    hnsw_m: int | None = None
+    hnsw_ef_construct: int | None = None
+    hnsw_payload_m: int | None = 16
+    int8_quantization: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def create_kwargs(self, dim: int) -> dict[str, Any]:
+        """Keyword arguments for ``QdrantClient.create_collection`` (without the name)."""
+        quant = None
+        if self.int8_quantization:
+            quant = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
+            )
+        vectors = {
+            name: models.VectorParams(size=dim, distance=models.Distance.DOT, quantization_config=quant)
+            for name in VECTOR_NAMES
+        }
+        hnsw = None
+        if self.hnsw_m is not None or self.hnsw_ef_construct is not None or self.hnsw_payload_m is not None:
+            hnsw = models.HnswConfigDiff(m=self.hnsw_m, ef_construct=self.hnsw_ef_construct, payload_m=self.hnsw_payload_m)
+        kwargs: dict[str, Any] = {"vectors_config": vectors, "hnsw_config": hnsw}
+        for key in ("shard_number", "replication_factor", "write_consistency_factor", "on_disk_payload"):
+            value = getattr(self, key)
+            if value is not None:
+                kwargs[key] = value
+        kwargs.update(self.extra)
+        return kwargs
+
+
+def tenant_filter(tenant: str) -> models.Filter:
+    """The filter that scopes every read to one tenant."""
+    return models.Filter(must=[models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant))])
+
+
+def build_seer_formula(query: RecallQuery) -> models.FormulaQuery:
+    """The whole SEER score as a Qdrant ``FormulaQuery`` over one dense prefetch.
+
+    ``w1 * $score + (w2/|T|) * sum(tools == t for t in T) + w3 * (intent == I)``: a match on an
+    array payload is true if any element matches, so the sum counts the distinct current tools
+    the candidate also used, which divided by |T| is exactly the coverage s2.
+    """
+    w = query.weights
+    terms: list[Any] = [models.MultExpression(mult=[w.trajectory, "$score"])]
+    if query.tools and w.toolchain:
+        per_tool = w.toolchain / len(query.tools)
+        for tool in query.tools:
+            terms.append(
+                models.MultExpression(mult=[per_tool, models.FieldCondition(key="tools", match=models.MatchValue(value=tool))])
+            )
+    if query.intent is not None and w.intent:
+        terms.append(
+            models.MultExpression(mult=[w.intent, models.FieldCondition(key="intent", match=models.MatchValue(value=query.intent))])
+        )
+    return models.FormulaQuery(formula=models.SumExpression(sum=terms), defaults={})
+
+
+class QdrantClientBackend:
+    """Backend over a ``qdrant_client.QdrantClient`` (any mode).
+
+    Args:
+        client: an open client. Build one with ``QdrantClient(":memory:")``,
+            ``QdrantClient(path=...)`` or ``QdrantClient(url=..., api_key=...)``.
+        collection: collection name.
+        settings: collection settings used when the collection is created.
+    """
+
+    def __init__(self, client: QdrantClient, collection: str = "seer_experiences", settings: QdrantCollectionSettings | None = None):
+        self.client = client
+        self.collection = collection
+        self.settings = settings or QdrantCollectionSettings()
+        self.is_local = getattr(client, "_client", None).__class__.__name__ == "QdrantLocal"
+        location = getattr(getattr(client, "_client", None), "location", None)
+        if self.is_local:
+            self.name = "qdrant-client:memory" if location == ":memory:" else "qdrant-client:path"
+        else:
+            self.name = "qdrant-client:server"
+        self._dim: int | None = None
+
+    # -- collection -----------------------------------------------------------------------
+    def dimension(self) -> int | None:
+        if self._dim is not None:
+            return self._dim
+        if not self.client.collection_exists(self.collection):
+            return None
+        info = self.client.get_collection(self.collection)
+        vectors = info.config.params.vectors
+        params = vectors["traj"] if isinstance(vectors, dict) else vectors
+        self._dim = int(params.size)
+        return self._dim
+
+    def metadata(self) -> dict[str, Any]:
+        if self.dimension() is None:
+            return {}
+        return dict(self.client.get_collection(self.collection).config.metadata or {})
+
+    def ensure_collection(self, dim: int, metadata: dict[str, Any]) -> None:
+        if self.dimension() is not None:
+            return
+        self.client.create_collection(self.collection, metadata=metadata, **self.settings.create_kwargs(dim))
+        if not self.is_local:  # local mode has no payload indexes (and warns if asked)
+            self.client.create_payload_index(
+                self.collection,
+                "tenant",
+                field_schema=models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True),
+            )
+            for key in ("intent", "tools"):
+                self.client.create_payload_index(self.collection, key, field_schema=models.PayloadSchemaType.KEYWORD)
+        self._dim = dim
+
+    # -- writes ---------------------------------------------------------------------------
+    def upsert(self, points: list[PointData]) -> None:
+        if not points:
+            return
+        structs = [
+            models.PointStruct(
+                id=p.id,
+                vector={name: np.asarray(v, dtype=np.float32).tolist() for name, v in p.vectors.items()},
+                payload=p.payload,
+            )
+            for p in points
+        ]
+        self.client.upsert(self.collection, points=structs, wait=True)
+
+    def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        self.client.set_payload(self.collection, payload=payload, points=[point_id], wait=True)
+
+    def delete(self, ids: list[str]) -> None:
+        if ids:
+            self.client.delete(self.collection, points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    # -- reads ----------------------------------------------------------------------------
+    @staticmethod
+    def _vectors(raw: Any) -> dict[str, np.ndarray]:
+        if not raw:
+            return {}
+        return {k: np.asarray(v, dtype=np.float32) for k, v in raw.items()}
+
+    def retrieve(self, ids: list[str], tenant: str, with_vectors: bool = False) -> list[StoredPoint]:
+        if not ids or self.dimension() is None:
+            return []
+        recs = self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
+        out = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
+        return [p for p in out if p.payload.get("tenant") == tenant]
+
+    def scroll(
+        self, tenant: str, limit: int, offset: str | None = None, with_vectors: bool = False
+    ) -> tuple[list[StoredPoint], str | None]:
+        if self.dimension() is None:
+            return [], None
+        recs, nxt = self.client.scroll(
+            self.collection,
+            scroll_filter=tenant_filter(tenant),
+            limit=limit,
+            offset=offset,
+            with_payload=True,
+            with_vectors=with_vectors,
+        )
+        points = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
+        return points, (str(nxt) if nxt is not None else None)
+
+    def count(self, tenant: str | None) -> int:
+        if self.dimension() is None:
+            return 0
+        flt = tenant_filter(tenant) if tenant is not None else None
+        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
+
+    def tenants(self) -> dict[str, int]:
+        if self.dimension() is None:
+            return {}
+        if not self.is_local:
+            facet = self.client.facet(self.collection, key="tenant", limit=1_000_000, exact=True)
+            return {str(h.value): int(h.count) for h in facet.hits}
+        counts: dict[str, int] = {}
+        offset = None
+        while True:
+            recs, offset = self.client.scroll(self.collection, limit=1024, offset=offset, with_payload=["tenant"])
+            for r in recs:
+                t = (r.payload or {}).get("tenant")
+                counts[t] = counts.get(t, 0) + 1
+            if offset is None:
+                return counts
+
+    def dense_search(self, vector: np.ndarray, using: str, tenant: str, limit: int) -> list[DenseHit]:
+        if self.dimension() is None or limit <= 0:
+            return []
+        res = self.client.query_points(
+            self.collection,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            using=using,
+            query_filter=tenant_filter(tenant),
+            limit=limit,
+            with_payload=_SCORING_FIELDS,
+            with_vectors=[using],
+            search_params=self._exact_params(),
+        )
+        return [self._hit(p, using) for p in res.points]
+
+    def _exact_params(self) -> models.SearchParams | None:
+        """Exact search on a server; local mode is always exact (and warns if asked)."""
+        return None if self.is_local else models.SearchParams(exact=True)
+
+    def _hit(self, p: Any, using: str) -> DenseHit:
+        payload = p.payload or {}
+        vec = p.vector[using] if isinstance(p.vector, dict) else p.vector
+        return DenseHit(
+            id=str(p.id),
+            score=float(p.score),
+            vector=np.asarray(vec, dtype=np.float32),
+            tools=tuple(payload.get("tools") or ()),
+            intent=payload.get("intent"),
+        )
+
+    # -- in-engine SEER score ---------------------------------------------------------------
+    def formula_search(self, query: RecallQuery, tenant: str, prefetch_limit: int, limit: int) -> list[DenseHit]:
+        """Top ``limit`` by the full SEER score, computed by Qdrant over an exact dense prefetch.
+
+        The hit's ``score`` is the engine's SEER score (float32). Only the ``prefetch_limit``
+        nearest points are scored: the pool widens the prefetch until a bound proves that no
+        unseen point can enter the top k.
+        """
+        if self.dimension() is None or limit <= 0:
+            return []
+        flt = tenant_filter(tenant)
+        using = query.vector_name
+        res = self.client.query_points(
+            self.collection,
+            prefetch=models.Prefetch(
+                query=np.asarray(query.vector, dtype=np.float32).tolist(),
+                using=using,
+                filter=flt,
+                limit=prefetch_limit,
+                params=self._exact_params(),
+            ),
+            query=build_seer_formula(query),
+            query_filter=flt,
+            limit=limit,
+            with_payload=_SCORING_FIELDS,
+            with_vectors=[using],
+        )
+        return [self._hit(p, using) for p in res.points]
+
+    def dense_score_at(self, vector: np.ndarray, using: str, tenant: str, rank: int) -> float | None:
+        """The dense score of the ``rank``-th nearest point (1-based), or ``None`` past the end."""
+        res = self.client.query_points(
+            self.collection,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            using=using,
+            query_filter=tenant_filter(tenant),
+            limit=1,
+            offset=rank - 1,
+            with_payload=False,
+            search_params=self._exact_params(),
+        )
+        return float(res.points[0].score) if res.points else None
+
+    def close(self) -> None:
+        self.client.close()
