@@ -34,7 +34,7 @@ from typing import IO, Any, Callable, Iterable, Iterator, Literal, Sequence
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
 from ..errors import DimensionMismatchError, ImportValidationError, PoolClosedError, PoolError
 from ..experience import DEFAULT_TENANT, Experience, validate_tenant
@@ -78,8 +78,10 @@ class RecalledExperience(BaseModel):
     s3: float
     score: float
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def id(self) -> str:
+        """The experience's id (shown in dumps, so state panels list it)."""
         return self.experience.id
 
 

@@ -1,0 +1,41 @@
+"""SEER settings shared by the nodes, the prebuilt agent and the middleware.
+
+Example:
+    >>> from seer_langgraph.config import SeerConfig
+    >>> SeerConfig(k=2, mode="query").k
+    2
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .scoring import RecallMode, SeerWeights
+
+__all__ = ["DEFAULT_SYSTEM_PROMPT", "SeerConfig"]
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant that solves tasks by calling tools. Call one tool at a time when a "
+    "later call needs an earlier result. When you have the answer, reply with it plainly."
+)
+
+
+class SeerConfig(BaseModel):
+    """How recall and commit behave.
+
+    A run may override the tenant with ``config={"configurable": {"seer_tenant": "acme"}}``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int = Field(default=4, ge=0, le=64, description="How many past trajectories to recall (paper: 4).")
+    weights: SeerWeights = Field(default_factory=SeerWeights)
+    mode: RecallMode = Field(default="stepwise", description="'stepwise' recalls before every model step; 'query' once.")
+    min_score: float | None = Field(default=None, description="Drop recalled records scoring below this.")
+    max_steps: int = Field(default=8, ge=1, description="Tool rounds before the model must answer.")
+    render_observation_chars: int = Field(default=600, ge=0, description="Observation length in rendered examples (0 = all).")
+    tenant: str | None = Field(default=None, description="Tenant of recall and commit (default: the pool's).")
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    commit_unjudged: bool = Field(
+        default=False, description="Commit runs no evaluator judged (off: only verified successes enter the pool)."
+    )

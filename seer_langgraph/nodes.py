@@ -1,0 +1,370 @@
+"""SEER's three LangGraph nodes (and the model node that uses their examples).
+
+- :func:`make_recall_node`: before every model step, builds H_t from the messages, recalls the
+  top-k past trajectories and puts them in state (``seer_examples``);
+- :func:`make_agent_node`: calls the model with the examples rendered in the system prompt;
+- :func:`make_tools_node`: runs tool calls through LangGraph's ``ToolNode``, turns exceptions and
+  unparseable calls into tool messages the model can read, records the steps;
+- :func:`make_commit_node`: judges the finished run, commits successes, records outcomes.
+
+Each returns a runnable with sync and async paths; the async paths never block the event loop.
+Collaborators (pool, model, evaluator) are arguments: two agents with two pools can share a
+process. :func:`seer_langgraph.graph.add_seer` wires them into your builder.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langchain_core.tools import BaseTool
+from langgraph.prebuilt import ToolNode
+
+from .config import SeerConfig
+from .evaluators import Evaluator, RunRecord, as_evaluator
+from .experience import Experience, Step, Verdict, trajectory_text, validate_tenant
+from .history import message_text, read_run, turn_start
+from .intent import IntentClassifier
+from .pool import ExperiencePool, RecalledExperience
+from .render import system_prompt_with_examples
+
+__all__ = [
+    "STEP_LIMIT_NOTE",
+    "format_tool_error",
+    "make_agent_node",
+    "make_commit_node",
+    "make_recall_node",
+    "make_tools_node",
+    "resolve_tenant",
+    "route_after_agent",
+    "seer_system_message",
+]
+
+logger = logging.getLogger(__name__)
+
+STEP_LIMIT_NOTE = "You have used all the tool calls allowed for this task. Answer now with what you have."
+
+
+def resolve_tenant(pool: ExperiencePool, cfg: SeerConfig, config: RunnableConfig | None) -> str:
+    """The run's tenant: ``configurable.seer_tenant``, else the SEER config's, else the pool's."""
+    tenant = ((config or {}).get("configurable") or {}).get("seer_tenant") or cfg.tenant or pool.tenant
+    return validate_tenant(tenant)
+
+
+def format_tool_error(exc: Exception) -> str:
+    """The tool message a model sees when a tool raised."""
+    return f"Error: {type(exc).__name__}: {exc}. Check the arguments and try again, or use another tool."
+
+
+# -- recall -------------------------------------------------------------------------------------
+class _Recall:
+    def __init__(self, pool: ExperiencePool, cfg: SeerConfig, classifier: IntentClassifier | None):
+        self.pool = pool
+        self.cfg = cfg
+        self.classifier = classifier
+
+    def _plan(self, state: dict[str, Any]) -> tuple[dict[str, Any], str, list[Step], bool]:
+        """The turn's reset fields (on a new turn), the request, the steps so far, and whether to recall."""
+        messages: list[BaseMessage] = state["messages"]
+        start = turn_start(messages)
+        view = read_run(messages)
+        turn_id = (messages[start].id or str(start)) if start >= 0 else None
+        update: dict[str, Any] = {}
+        if turn_id != state.get("seer_turn"):
+            update = {
+                "seer_turn": turn_id,
+                "seer_request": view.request,
+                "seer_intent": None,
+                "seer_steps": None,
+                "seer_recalled_ids": None,
+                "seer_examples": [],
+                "seer_verdict": None,
+                "seer_committed_id": None,
+            }
+        # query mode recalls once per turn, on the request; stepwise before every model step
+        wanted = self.cfg.k > 0 and bool(view.request.strip()) and (self.cfg.mode == "stepwise" or bool(update))
+        return update, view.request, view.steps, wanted
+
+    def _text(self, request: str, steps: list[Step]) -> str:
+        return request if self.cfg.mode == "query" else trajectory_text(request, steps)
+
+    def _finish(self, update: dict[str, Any], recalled: list[RecalledExperience]) -> dict[str, Any]:
+        update["seer_examples"] = [r.model_dump(mode="json") for r in recalled]
+        update["seer_recalled_ids"] = [r.id for r in recalled]
+        return update
+
+    def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        update, request, steps, wanted = self._plan(state)
+        intent = update["seer_intent"] if update else state.get("seer_intent")
+        if update and self.classifier is not None and request.strip():
+            intent = update["seer_intent"] = self.classifier.classify(request).label
+        if not wanted:
+            return update
+        try:
+            recalled = self.pool.recall(
+                self._text(request, steps),
+                tools=[s.tool for s in steps],
+                intent=intent,
+                k=self.cfg.k,
+                weights=self.cfg.weights,
+                min_score=self.cfg.min_score,
+                mode=self.cfg.mode,
+                tenant=resolve_tenant(self.pool, self.cfg, config),
+            )
+        except Exception as exc:  # the agent answers without examples rather than failing
+            logger.warning("SEER recall failed (%s: %s); continuing without examples", type(exc).__name__, exc)
+            recalled = []
+        return self._finish(update, recalled)
+
+    async def asynch(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        update, request, steps, wanted = self._plan(state)
+        intent = update["seer_intent"] if update else state.get("seer_intent")
+        if update and self.classifier is not None and request.strip():
+            intent = update["seer_intent"] = (await self.classifier.aclassify(request)).label
+        if not wanted:
+            return update
+        try:
+            recalled = await self.pool.arecall(
+                self._text(request, steps),
+                tools=[s.tool for s in steps],
+                intent=intent,
+                k=self.cfg.k,
+                weights=self.cfg.weights,
+                min_score=self.cfg.min_score,
+                mode=self.cfg.mode,
+                tenant=resolve_tenant(self.pool, self.cfg, config),
+            )
+        except Exception as exc:
+            logger.warning("SEER recall failed (%s: %s); continuing without examples", type(exc).__name__, exc)
+            recalled = []
+        return self._finish(update, recalled)
+
+
+def make_recall_node(
+    pool: ExperiencePool, config: SeerConfig | None = None, classifier: IntentClassifier | None = None
+) -> RunnableLambda:
+    """The recall node: H_t from the messages -> top-k experiences in ``seer_examples``.
+
+    On a new turn it also resets the turn's fields and classifies the intent (once).
+    Recall failures are logged and the model runs without examples.
+    """
+    r = _Recall(pool, config or SeerConfig(), classifier)
+    return RunnableLambda(r.sync, afunc=r.asynch, name="seer_recall")
+
+
+# -- model --------------------------------------------------------------------------------------
+def seer_system_message(state: dict[str, Any], config: SeerConfig | None = None) -> SystemMessage:
+    """The system message with the recalled examples, for a model node of your own.
+
+    Uses your own leading system message as the base prompt when the messages have one.
+    """
+    cfg = config or SeerConfig()
+    messages = state.get("messages") or []
+    base = message_text(messages[0]) if messages and isinstance(messages[0], SystemMessage) else cfg.system_prompt
+    examples = [RecalledExperience.model_validate(e) for e in state.get("seer_examples") or []]
+    return SystemMessage(system_prompt_with_examples(base, examples, cfg.render_observation_chars))
+
+
+class _Agent:
+    def __init__(self, model: BaseChatModel, tools: Sequence[BaseTool | Callable[..., Any]], cfg: SeerConfig):
+        self.cfg = cfg
+        self.model = model
+        self.with_tools = model.bind_tools(list(tools)) if tools else model
+
+    def _inputs(self, state: dict[str, Any]) -> tuple[Any, list[BaseMessage]]:
+        messages: list[BaseMessage] = state["messages"]
+        system = seer_system_message(state, self.cfg)
+        rest = [m for m in messages if not isinstance(m, SystemMessage)]
+        start = turn_start(rest)
+        rounds = sum(1 for m in rest[start + 1 :] if isinstance(m, AIMessage) and (m.tool_calls or m.invalid_tool_calls))
+        if rounds >= self.cfg.max_steps:
+            system = SystemMessage(f"{message_text(system)}\n\n{STEP_LIMIT_NOTE}")
+            return self.model, [system, *rest]
+        return self.with_tools, [system, *rest]
+
+    def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        runnable, messages = self._inputs(state)
+        return {"messages": [runnable.invoke(messages, config)]}
+
+    async def asynch(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        runnable, messages = self._inputs(state)
+        return {"messages": [await runnable.ainvoke(messages, config)]}
+
+
+def make_agent_node(
+    model: BaseChatModel, tools: Sequence[BaseTool | Callable[..., Any]], config: SeerConfig | None = None
+) -> RunnableLambda:
+    """The model node: the examples go into the system prompt, tools are bound with ``bind_tools``.
+
+    After ``max_steps`` tool rounds the model is called without tools and told to answer.
+    """
+    a = _Agent(model, tools, config or SeerConfig())
+    return RunnableLambda(a.sync, afunc=a.asynch, name="seer_agent")
+
+
+def route_after_agent(tools_node: str, commit_node: str) -> Callable[[dict[str, Any]], str]:
+    """Edge function: to the tools node if the last AI message calls tools, else to commit."""
+
+    def route(state: dict[str, Any]) -> str:
+        last = state["messages"][-1]
+        if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+            return tools_node
+        return commit_node
+
+    return route
+
+
+# -- tools --------------------------------------------------------------------------------------
+class _Tools:
+    def __init__(self, tools: Sequence[BaseTool | Callable[..., Any]], handle_errors: Any):
+        self.node = ToolNode(list(tools), handle_tool_errors=handle_errors)
+
+    @staticmethod
+    def _invalid(last: AIMessage) -> list[ToolMessage]:
+        out = []
+        for i, bad in enumerate(last.invalid_tool_calls):
+            name = bad.get("name") or "unknown"
+            out.append(
+                ToolMessage(
+                    content=(
+                        f"Error: your call to {name!r} could not be read ({bad.get('error') or 'malformed arguments'}). "
+                        "Call the tool again with a JSON object of arguments that matches its schema."
+                    ),
+                    tool_call_id=bad.get("id") or f"invalid_call_{i}",
+                    name=name,
+                    status="error",
+                )
+            )
+        return out
+
+    @staticmethod
+    def _steps(last: AIMessage, results: list[BaseMessage]) -> list[dict[str, Any]]:
+        by_id = {m.tool_call_id: m for m in results if isinstance(m, ToolMessage)}
+        steps = []
+        calls = list(last.tool_calls) + [
+            {"name": c.get("name") or "unknown", "args": {"raw": c.get("args")}, "id": c.get("id") or f"invalid_call_{i}"}
+            for i, c in enumerate(last.invalid_tool_calls)
+        ]
+        for call in calls:
+            msg = by_id.get(call.get("id") or "")
+            if msg is None:
+                continue
+            steps.append(
+                Step(
+                    tool=call["name"],
+                    args=dict(call.get("args") or {}),
+                    observation=message_text(msg) if not isinstance(msg.content, str) else msg.content,
+                    error=msg.status == "error",
+                ).model_dump(mode="json")
+            )
+        return steps
+
+    def _last(self, state: dict[str, Any]) -> AIMessage | None:
+        last = state["messages"][-1]
+        return last if isinstance(last, AIMessage) else None
+
+    def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        last = self._last(state)
+        if last is None:
+            return {}
+        results: list[BaseMessage] = []
+        if last.tool_calls:
+            results = list(self.node.invoke({"messages": state["messages"]}, config)["messages"])
+        results += self._invalid(last)
+        return {"messages": results, "seer_steps": self._steps(last, results)}
+
+    async def asynch(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        last = self._last(state)
+        if last is None:
+            return {}
+        results: list[BaseMessage] = []
+        if last.tool_calls:
+            results = list((await self.node.ainvoke({"messages": state["messages"]}, config))["messages"])
+        results += self._invalid(last)
+        return {"messages": results, "seer_steps": self._steps(last, results)}
+
+
+def make_tools_node(
+    tools: Sequence[BaseTool | Callable[..., Any]], handle_errors: bool | str | Callable[[Exception], str] = format_tool_error
+) -> RunnableLambda:
+    """The tool-execution node: LangGraph's ``ToolNode`` plus step recording.
+
+    A tool that raises, an unknown tool and an unparseable call each become a ``ToolMessage``
+    with ``status="error"`` that tells the model what went wrong; the step is recorded with
+    ``error=True``.
+    """
+    t = _Tools(tools, handle_errors)
+    return RunnableLambda(t.sync, afunc=t.asynch, name="seer_tools")
+
+
+# -- reflect / commit ---------------------------------------------------------------------------
+class _Commit:
+    def __init__(self, pool: ExperiencePool, evaluator: Evaluator | None, cfg: SeerConfig):
+        self.pool = pool
+        self.evaluator = evaluator
+        self.cfg = cfg
+
+    def _run(self, state: dict[str, Any], tenant: str) -> RunRecord:
+        view = read_run(state["messages"])
+        recorded = [Step.model_validate(s) for s in state.get("seer_steps") or []]
+        return RunRecord(
+            request=view.request,
+            answer=view.answer,
+            steps=recorded or view.steps,
+            intent=state.get("seer_intent"),
+            reference=state.get("seer_reference"),
+            tenant=tenant,
+        )
+
+    def _no_judge(self) -> Verdict:
+        return Verdict(success=self.cfg.commit_unjudged, source="none", reason="no evaluator is configured")
+
+    def _experience(self, run: RunRecord, verdict: Verdict) -> Experience | None:
+        if not (verdict.success and run.answer and run.request.strip()):
+            return None
+        return Experience(
+            request=run.request, steps=run.steps, answer=run.answer, intent=run.intent, tenant=run.tenant or "default", verdict=verdict
+        )
+
+    @staticmethod
+    def _result(verdict: Verdict, committed: str | None) -> dict[str, Any]:
+        return {"seer_verdict": verdict.model_dump(mode="json"), "seer_committed_id": committed}
+
+    def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        tenant = resolve_tenant(self.pool, self.cfg, config)
+        run = self._run(state, tenant)
+        verdict = self.evaluator.evaluate(run) if self.evaluator is not None else self._no_judge()
+        exp = self._experience(run, verdict)
+        committed = self.pool.commit(exp, tenant=tenant).id if exp is not None else None
+        try:
+            self.pool.record_outcome(state.get("seer_recalled_ids") or [], verdict.success, tenant=tenant)
+        except Exception as exc:
+            logger.warning("could not record recall outcomes (%s)", exc)
+        return self._result(verdict, committed)
+
+    async def asynch(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        tenant = resolve_tenant(self.pool, self.cfg, config)
+        run = self._run(state, tenant)
+        verdict = await self.evaluator.aevaluate(run) if self.evaluator is not None else self._no_judge()
+        exp = self._experience(run, verdict)
+        committed = (await self.pool.acommit(exp, tenant=tenant)).id if exp is not None else None
+        try:
+            await self.pool.arecord_outcome(state.get("seer_recalled_ids") or [], verdict.success, tenant=tenant)
+        except Exception as exc:
+            logger.warning("could not record recall outcomes (%s)", exc)
+        return self._result(verdict, committed)
+
+
+def make_commit_node(
+    pool: ExperiencePool, evaluator: Evaluator | Callable[[RunRecord], Any] | None = None, config: SeerConfig | None = None
+) -> RunnableLambda:
+    """The reflect/commit node: evaluate the finished turn, commit it if it succeeded.
+
+    Also counts one recall and its outcome on every experience recalled during the turn. With no
+    evaluator nothing is committed unless ``SeerConfig(commit_unjudged=True)``.
+    """
+    c = _Commit(pool, as_evaluator(evaluator), config or SeerConfig())
+    return RunnableLambda(c.sync, afunc=c.asynch, name="seer_commit")
