@@ -379,7 +379,8 @@ class EdgeBackend:
 
     def _hit(self, p: Any, using: str) -> DenseHit:
         payload = p.payload or {}
-        vec = p.vector[using] if isinstance(p.vector, dict) else p.vector
+        raw = p.vector  # each attribute read converts the vectors again: read it once
+        vec = raw[using] if isinstance(raw, dict) else raw
         return DenseHit(
             id=str(p.id),
             score=float(p.score),
