@@ -83,16 +83,16 @@ def _embeddings(choice: str, stored: str | None) -> Any:
     if choice == "hashing":
         dim = int(stored.rsplit("-", 1)[-1]) if stored and stored.startswith("HashingEmbeddings:hashing-") else 384
         return HashingEmbeddings(dimension=dim)
-    raise SystemExit(f"seer: unknown --embeddings {choice!r} (use auto, hashing or minilm)")
+    raise ValueError(f"unknown --embeddings {choice!r} (use auto, hashing or minilm)")
 
 
 def _open(args: argparse.Namespace, writing: bool = False) -> Any:
     from .pool import open_pool
 
     if not (args.path or args.url or args.memory):
-        raise SystemExit("seer: say which pool: --path DIR, --url URL or --memory")
+        raise ValueError("say which pool: --path DIR, --url URL or --memory")
     if args.path and not writing and not os.path.isdir(args.path):
-        raise SystemExit(f"seer: no pool at {args.path} (the directory does not exist)")
+        raise ValueError(f"no pool at {args.path} (the directory does not exist)")
     api_key = args.api_key or os.environ.get("QDRANT_API_KEY")
     kwargs: dict[str, Any] = {"collection": args.collection, "tenant": args.tenant}
     if args.url:

@@ -46,7 +46,7 @@ class SeerNodes:
     commit: str
 
 
-def _classifier(intents: IntentSet | dict[str, str] | None, model: BaseChatModel, pool: ExperiencePool) -> IntentClassifier | None:
+def _classifier(intents: IntentSet | dict[str, str] | None, model: BaseChatModel | None, pool: ExperiencePool) -> IntentClassifier | None:
     if intents is None:
         return None
     if isinstance(intents, dict):
@@ -62,6 +62,7 @@ def add_seer(
     *,
     evaluator: Evaluator | Callable[[RunRecord], Any] | None = None,
     intents: IntentSet | dict[str, str] | None = None,
+    intent_model: BaseChatModel | None = None,
     config: SeerConfig | None = None,
     entry: str | None = START,
     exit: str | None = END,
@@ -71,7 +72,8 @@ def add_seer(
 
     Adds ``recall -> agent -> (tools -> recall)* -> commit``. ``entry`` is the node (or START)
     that leads into recall and ``exit`` the node (or END) commit leads to; pass ``None`` to
-    connect them yourself. The builder's state needs a ``messages`` key; SEER's own fields
+    connect them yourself. ``intents`` (``{label: description}``) turns on intent alignment; the
+    label is chosen by ``intent_model`` (default: ``model``), falling back to embeddings. The builder's state needs a ``messages`` key; SEER's own fields
     (:class:`~seer_langgraph.state.SeerState`) are added to the graph's channels.
     """
     cfg = config or SeerConfig()
@@ -79,7 +81,7 @@ def add_seer(
     taken = [n for n in vars(names).values() if n in builder.nodes]
     if taken:
         raise ValueError(f"the builder already has node(s) {taken}; pass another prefix=")
-    builder.add_node(names.recall, make_recall_node(pool, cfg, _classifier(intents, model, pool)), input_schema=SeerState)
+    builder.add_node(names.recall, make_recall_node(pool, cfg, _classifier(intents, intent_model or model, pool)), input_schema=SeerState)
     builder.add_node(names.agent, make_agent_node(model, tools, cfg), input_schema=SeerState)
     builder.add_node(names.tools, make_tools_node(tools), input_schema=SeerState)
     builder.add_node(names.commit, make_commit_node(pool, evaluator, cfg), input_schema=SeerState)
@@ -100,6 +102,7 @@ def create_seer_agent(
     *,
     evaluator: Evaluator | Callable[[RunRecord], Any] | None = None,
     intents: IntentSet | dict[str, str] | None = None,
+    intent_model: BaseChatModel | None = None,
     config: SeerConfig | None = None,
     checkpointer: Any = None,
     store: Any = None,
@@ -118,5 +121,5 @@ def create_seer_agent(
     (True, True)
     """
     builder = StateGraph(SeerState)
-    add_seer(builder, model, tools, pool, evaluator=evaluator, intents=intents, config=config)
+    add_seer(builder, model, tools, pool, evaluator=evaluator, intents=intents, intent_model=intent_model, config=config)
     return builder.compile(checkpointer=checkpointer, store=store, name=name)

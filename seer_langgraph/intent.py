@@ -22,7 +22,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from .errors import UnknownIntentError
@@ -115,7 +115,7 @@ class IntentClassifier:
         ]
 
     def _parse(self, out: Any) -> str | None:
-        if isinstance(out, BaseModel):
+        if isinstance(out, BaseModel) and not isinstance(out, BaseMessage):
             value = getattr(out, "intent", None)
         elif isinstance(out, dict):
             value = out.get("intent")

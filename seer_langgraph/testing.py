@@ -72,6 +72,10 @@ class ScriptedChatModel(BaseChatModel):
         self._bound = list(tools)
         return self
 
+    def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:
+        """Not supported: callers fall back to plain replies (as with many real models)."""
+        raise NotImplementedError("ScriptedChatModel has no structured output; script a plain reply instead")
+
     def _next(self, messages: list[BaseMessage]) -> AIMessage:
         with self._lock:
             self._prompts.append(list(messages))
