@@ -15,7 +15,8 @@ or use a Qdrant server (``open_pool(url=...)``) for several processes.
 
 Example:
     >>> import pytest; _ = pytest.importorskip("qdrant_edge")
-    >>> import tempfile, numpy as np
+    >>> import tempfile
+    >>> import numpy as np
     >>> from seer_langgraph.pool.backend import PointData
     >>> d = tempfile.mkdtemp()
     >>> be = EdgeBackend(d)
@@ -30,6 +31,7 @@ Example:
     >>> be.count("other"), be.tenants()
     (0, {'t': 1})
     >>> be.close()
+    >>> import shutil; shutil.rmtree(d)
 """
 
 from __future__ import annotations
@@ -289,7 +291,7 @@ class EdgeBackend:
         for p in points:
             pid = _canonical_id(p.id)
             if pid is None:
-                raise ValueError(f"point id {p.id!r} is not a UUID (qdrant-edge ids are UUIDs or unsigned integers)")
+                raise ValueError(f"point id {p.id!r} is not a UUID string (the pool's ids are UUIDs)")
             structs.append(qe.Point(pid, {name: _f32(v) for name, v in p.vectors.items()}, p.payload))
         for start in range(0, len(structs), self.upsert_batch):
             shard.update(qe.UpdateOperation.upsert_points(structs[start : start + self.upsert_batch]))

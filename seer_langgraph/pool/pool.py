@@ -147,7 +147,7 @@ class ExperiencePool:
             values that later steps and the answer used (0 keeps everything).
         strategy: how recall is computed: ``"rerank"`` (exact dense prefetch in the engine, exact
             SEER re-rank here), ``"formula"`` (the SEER score computed inside Qdrant by a
-            ``FormulaQuery``; the default for a server) or ``"auto"``.
+            ``FormulaQuery``; the default for a server and for qdrant-edge) or ``"auto"``.
         redact: a function applied to every experience before it is stored (secrets, PII).
         allow_embedder_change: accept embeddings whose name differs from the one the collection
             was built with (the dimension must still match).
@@ -170,7 +170,9 @@ class ExperiencePool:
         if strategy == "formula" and not hasattr(backend, "formula_search"):
             raise ValueError(f"backend {backend.name!r} cannot compute the score in the engine; use strategy='rerank'")
         if strategy == "auto":
-            strategy = "formula" if backend.name.endswith(":server") else "rerank"
+            # measured (benchmarks/edge_vs_client_quick.py): in-engine scoring wins on a server and on
+            # qdrant-edge; qdrant-client's local mode evaluates formulas in Python, so re-rank here
+            strategy = "formula" if backend.name.endswith(":server") or backend.name == "qdrant-edge" else "rerank"
         self.backend = backend
         self.embeddings = embeddings
         self.tenant = validate_tenant(tenant)
