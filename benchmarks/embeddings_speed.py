@@ -50,8 +50,15 @@ def make_sentences(n: int, seed: int = 0) -> list[str]:
         p, q = rng.sample(_PLACES, 2)
         out.append(
             rng.choice(_TEMPLATES).format(
-                o=o, o2=o2, p=p, q=q, i=rng.randint(1, 9), j=rng.randint(1, 9), k=rng.randint(1, 9),
-                s=rng.choice(_QUERIES), price=f"{rng.uniform(5, 99):.2f}",
+                o=o,
+                o2=o2,
+                p=p,
+                q=q,
+                i=rng.randint(1, 9),
+                j=rng.randint(1, 9),
+                k=rng.randint(1, 9),
+                s=rng.choice(_QUERIES),
+                price=f"{rng.uniform(5, 99):.2f}",
             )
         )
     return out
@@ -94,15 +101,20 @@ def main() -> None:
     try:
         from threadpoolctl import threadpool_info
 
-        blas = [(i.get("internal_api"), i.get("num_threads"), i.get("architecture")) for i in threadpool_info()]
+        blas = [
+            (i.get("internal_api"), i.get("num_threads"), i.get("architecture")) for i in threadpool_info()
+        ]
     except ImportError:
         blas = "threadpoolctl not installed"
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, env {threads}, blas {blas}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, env {threads}, blas {blas}"
+    )
     print(f"model load: {load_s:.2f} s")
     print(
         f"batched: {len(sentences)} sentences ({ntok / len(sentences):.1f} tokens avg), batch {args.batch_size}: "
         f"{len(sentences) / best:.0f} sentences/s (best of {args.repeats}; runs "
-        + ", ".join(f"{r:.2f}s" for r in runs) + ")"
+        + ", ".join(f"{r:.2f}s" for r in runs)
+        + ")"
     )
     print(
         f"single query: p50 {statistics.median(lat):.2f} ms, p90 {lat[int(0.9 * (len(lat) - 1))]:.2f} ms "

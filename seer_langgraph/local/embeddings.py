@@ -101,10 +101,11 @@ def load_safetensors(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------- numpy model
 
 
-def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over the last axis, in place on ``x`` (float32)."""
+def _layer_norm(x: np.ndarray, wb: tuple[np.ndarray, np.ndarray], eps: float) -> np.ndarray:
+    """LayerNorm over the last axis with ``wb = (weight, bias)``, in place on 2-D ``x``."""
     import numpy as np
 
+    w, b = wb
     mean = x.mean(axis=-1, keepdims=True)
     x -= mean
     var = np.einsum("ij,ij->i", x, x)[:, None]
@@ -120,31 +121,52 @@ def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.n
 # Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7): erf(z) = 1 - P(t) exp(-z^2), t = 1/(1+p z).
 _AS_P = 0.3275911
 _AS_A = (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429)
+_GELU_CHUNK = 32768  # elements per GELU block (128 KiB float32: scratch stays in cache)
 
 
-def _gelu_(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU in place: ``relu(x) - |x| * Phi(-|x|)``, float32."""
+def _gelu_(x: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
+    """Exact (erf) GELU in place on a C-contiguous float32 array; returns ``x``.
+
+    Uses ``gelu(x) = x/2 + |x| * (1/2 - Phi(-|x|))`` with ``Phi(-|x|) = P(t) exp(-x^2/2) / 2``
+    (A&S 7.1.26), evaluated block by block with out= ufuncs (no large temporaries).
+    ``scratch``: optional float32 buffer of at least ``3 * _GELU_CHUNK`` elements.
+    """
     import numpy as np
 
-    a = np.abs(x)
-    # Phi(-|x|) = 0.5 * (1 - erf(|x|/sqrt2)) = 0.5 * P(t) * exp(-x^2/2), t = 1/(1 + p|x|/sqrt2)
-    t = a * np.float32(_AS_P / np.sqrt(2.0))
-    t += 1.0
-    np.reciprocal(t, out=t)
-    c = [np.float32(0.5 * c) for c in _AS_A]
-    poly = t * c[4]
-    for coef in (c[3], c[2], c[1]):
-        poly += coef
-        poly *= t
-    poly += c[0]
-    poly *= t
-    e = np.square(a, out=t)  # t no longer needed
-    e *= np.float32(-0.5)
-    np.exp(e, out=e)
-    poly *= e
-    poly *= a
-    np.maximum(x, 0.0, out=x)
-    x -= poly
+    f32 = np.float32
+    flat = x.reshape(-1)
+    size = flat.shape[0]
+    step = min(_GELU_CHUNK, size)
+    if scratch is None or scratch.size < 3 * step:
+        scratch = np.empty(3 * step, dtype=f32)
+    p_t = f32(_AS_P / np.sqrt(2.0))
+    c0, c1, c2, c3, c4 = (f32(0.5 * c) for c in _AS_A)
+    half, mhalf = f32(0.5), f32(-0.5)
+    for lo in range(0, size, step):
+        xs = flat[lo : lo + step]
+        m = xs.shape[0]
+        a, t, q = scratch[:m], scratch[step : step + m], scratch[2 * step : 2 * step + m]
+        np.abs(xs, out=a)
+        np.multiply(a, p_t, out=t)
+        t += f32(1.0)
+        np.reciprocal(t, out=t)
+        np.multiply(t, c4, out=q)
+        q += c3
+        q *= t
+        q += c2
+        q *= t
+        q += c1
+        q *= t
+        q += c0
+        q *= t
+        np.multiply(a, a, out=t)
+        t *= mhalf
+        np.exp(t, out=t)
+        q *= t  # Phi(-|x|)
+        np.subtract(half, q, out=q)
+        q *= a
+        xs *= half
+        xs += q
     return x
 
 
@@ -157,9 +179,7 @@ class _MiniLMModel:
         try:
             from tokenizers import Tokenizer
         except ImportError as exc:
-            raise ImportError(
-                f"MiniLMEmbeddings needs the 'tokenizers' package: {_INSTALL_HINT}"
-            ) from exc
+            raise ImportError(f"MiniLMEmbeddings needs the 'tokenizers' package: {_INSTALL_HINT}") from exc
 
         weights_file = model_dir / "model.safetensors"
         tok_file = model_dir / "tokenizer.json"
@@ -196,7 +216,9 @@ class _MiniLMModel:
         self.eps = float(cfg.get("layer_norm_eps", 1e-12))
         self.word = g("embeddings.word_embeddings.weight")
         # Token type is always 0 for single sentences: fold it into the position table.
-        self.pos = g("embeddings.position_embeddings.weight") + g("embeddings.token_type_embeddings.weight")[0]
+        self.pos = (
+            g("embeddings.position_embeddings.weight") + g("embeddings.token_type_embeddings.weight")[0]
+        )
         self.emb_ln = (g("embeddings.LayerNorm.weight"), g("embeddings.LayerNorm.bias"))
         scale = f32(1.0 / np.sqrt(self.head_dim))
         self.layers: list[dict[str, Any]] = []
@@ -223,7 +245,10 @@ class _MiniLMModel:
                     "bqkv": bqkv,
                     "wo": np.ascontiguousarray(g(p + "attention.output.dense.weight").T),
                     "bo": g(p + "attention.output.dense.bias"),
-                    "ln1": (g(p + "attention.output.LayerNorm.weight"), g(p + "attention.output.LayerNorm.bias")),
+                    "ln1": (
+                        g(p + "attention.output.LayerNorm.weight"),
+                        g(p + "attention.output.LayerNorm.bias"),
+                    ),
                     "wi": np.ascontiguousarray(g(p + "intermediate.dense.weight").T),
                     "bi": g(p + "intermediate.dense.bias"),
                     "wo2": np.ascontiguousarray(g(p + "output.dense.weight").T),
@@ -239,47 +264,75 @@ class _MiniLMModel:
         """Token ids per text ([CLS] ... [SEP]), truncated to ``max_seq_length``."""
         return [e.ids for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=True)]
 
-    def forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def workspace(self, rows: int, batch: int, seq: int) -> dict[str, np.ndarray]:
+        """Scratch buffers for up to ``rows`` tokens (reused by every layer and batch)."""
+        import numpy as np
+
+        h, f32 = self.hidden, np.float32
+        # Attention probabilities are computed for a few sequences at a time (<= ~4 MiB).
+        att_b = max(1, min(batch, (1 << 20) // (self.heads * seq * seq)))
+        return {
+            "x": np.empty((rows, h), f32),
+            "tmp": np.empty((rows, h), f32),
+            "ctx": np.empty((rows, h), f32),
+            "qkv": np.empty((rows, 3 * h), f32),
+            "inter": np.empty((rows, self.layers[0]["wi"].shape[1]), f32),
+            "scores": np.empty(att_b * self.heads * seq * seq, f32),
+            "gelu": np.empty(3 * _GELU_CHUNK, f32),
+        }
+
+    def forward(
+        self, ids: np.ndarray, mask: np.ndarray, ws: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         """Normalised sentence vectors for a padded batch ``ids``/``mask`` of shape (B, L)."""
         import numpy as np
 
         f32 = np.float32
         bsz, seq = ids.shape
         n, h, nh, hd = bsz * seq, self.hidden, self.heads, self.head_dim
+        if ws is None or ws["x"].shape[0] < n or ws["scores"].size < nh * seq * seq:
+            ws = self.workspace(n, bsz, seq)
+        x, tmp, ctx = ws["x"][:n], ws["tmp"][:n], ws["ctx"][:n]
+        qkv_buf, inter = ws["qkv"][:n], ws["inter"][:n]
+        att_b = max(1, min(bsz, ws["scores"].size // (nh * seq * seq)))
 
-        x = self.word[ids.reshape(-1)]  # (n, h), fresh copy
+        np.take(self.word, ids.reshape(-1), axis=0, out=x)
         x.reshape(bsz, seq, h)[...] += self.pos[:seq]
-        _layer_norm(x, *self.emb_ln, self.eps)
+        _layer_norm(x, self.emb_ln, self.eps)
 
         maskf = mask.astype(f32)
-        # Additive key mask (B, 1, 1, L); pure padding rows never reach the pooled output.
-        bias = ((maskf - 1.0) * f32(1e9))[:, None, None, :] if not mask.all() else None
+        # Additive key mask (B, 1, 1, L); padding rows never reach the pooled output.
+        bias = ((maskf - f32(1.0)) * f32(1e9))[:, None, None, :] if not mask.all() else None
+        ctx4 = ctx.reshape(bsz, seq, nh, hd)
 
         for lw in self.layers:
-            qkv = x @ lw["wqkv"]
-            qkv += lw["bqkv"]
-            qkv = qkv.reshape(bsz, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, L, d)
+            np.matmul(x, lw["wqkv"], out=qkv_buf)
+            qkv_buf += lw["bqkv"]
+            qkv = qkv_buf.reshape(bsz, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4)  # (3, B, H, L, d)
             q, k, v = qkv[0], qkv[1], qkv[2]
-            scores = np.matmul(q, k.transpose(0, 1, 3, 2))  # (B, H, L, L)
-            if bias is not None:
-                scores += bias
-            scores -= scores.max(axis=-1, keepdims=True)
-            np.exp(scores, out=scores)
-            scores /= scores.sum(axis=-1, keepdims=True)
-            ctx = np.matmul(scores, v)  # (B, H, L, d)
-            ctx = np.ascontiguousarray(ctx.transpose(0, 2, 1, 3)).reshape(n, h)
-            attn = ctx @ lw["wo"]
-            attn += lw["bo"]
-            attn += x
-            x = _layer_norm(attn, *lw["ln1"], self.eps)
+            for b0 in range(0, bsz, att_b):
+                b1 = min(bsz, b0 + att_b)
+                sc = ws["scores"][: (b1 - b0) * nh * seq * seq].reshape(b1 - b0, nh, seq, seq)
+                np.matmul(q[b0:b1], k[b0:b1].transpose(0, 1, 3, 2), out=sc)
+                if bias is not None:
+                    sc += bias[b0:b1]
+                sc -= sc.max(axis=-1, keepdims=True)
+                np.exp(sc, out=sc)
+                sc /= sc.sum(axis=-1, keepdims=True)
+                # (b, H, L, d) written straight into the (b, L, H, d) layout of ctx
+                np.matmul(sc, v[b0:b1], out=ctx4[b0:b1].transpose(0, 2, 1, 3))
+            np.matmul(ctx, lw["wo"], out=tmp)
+            tmp += lw["bo"]
+            tmp += x
+            x, tmp = _layer_norm(tmp, lw["ln1"], self.eps), x
 
-            inter = x @ lw["wi"]
+            np.matmul(x, lw["wi"], out=inter)
             inter += lw["bi"]
-            _gelu_(inter)
-            out = inter @ lw["wo2"]
-            out += lw["bo2"]
-            out += x
-            x = _layer_norm(out, *lw["ln2"], self.eps)
+            _gelu_(inter, ws["gelu"])
+            np.matmul(inter, lw["wo2"], out=tmp)
+            tmp += lw["bo2"]
+            tmp += x
+            x, tmp = _layer_norm(tmp, lw["ln2"], self.eps), x
 
         x3 = x.reshape(bsz, seq, h)
         summed = np.einsum("bl,blh->bh", maskf, x3)
@@ -298,6 +351,7 @@ class _MiniLMModel:
         token_ids = self.tokenize(texts)
         lengths = np.fromiter((len(t) for t in token_ids), dtype=np.int64, count=len(token_ids))
         order = np.argsort(-lengths, kind="stable")
+        ws: dict[str, np.ndarray] | None = None  # sized by the first (longest) batch
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             seq = int(lengths[idx].max())
@@ -307,7 +361,9 @@ class _MiniLMModel:
                 t = token_ids[j]
                 ids[row, : len(t)] = t
                 mask[row, : len(t)] = 1
-            out[idx] = self.forward(ids, mask)
+            if ws is None:
+                ws = self.workspace(len(idx) * seq, len(idx), seq)
+            out[idx] = self.forward(ids, mask, ws)
         return out
 
 

@@ -29,8 +29,7 @@ SENTENCES: list[str] = [
     "  leading and trailing whitespace   ",
     "ALL CAPS SHOUTING IS LOWER-CASED BY THE UNCASED TOKENIZER",
     "",
-    "go to countertop 1, take apple 2 from countertop 1, go to fridge 1, cool apple 2 with fridge 1. "
-    * 12,
+    "go to countertop 1, take apple 2 from countertop 1, go to fridge 1, cool apple 2 with fridge 1. " * 12,
 ]
 
 
