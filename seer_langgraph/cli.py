@@ -3,6 +3,7 @@
 Examples::
 
     seer --version
+    seer demo [--model local|local:qwen2.5-0.5b|openai:NAME] [--seeds 0 1 2]
     seer pool stats --path ./seer-pool
     seer pool list --path ./seer-pool --tenant acme --limit 20
     seer pool show ID --path ./seer-pool
@@ -44,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seer", description="SEER experience pools for LangGraph agents.")
     parser.add_argument("--version", action="version", version=f"seer-langgraph {__version__}")
     sub = parser.add_subparsers(dest="command")
+    from .demo.cli import add_demo_parser
+
+    add_demo_parser(sub)
     pool = sub.add_parser("pool", help="inspect and maintain an experience pool")
     psub = pool.add_subparsers(dest="action")
     for name, helptext in [
@@ -132,6 +136,10 @@ def _table(rows: list[list[str]], headers: list[str], title: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo.cli import run_demo_command
+
+        return run_demo_command(args)
     if args.command != "pool" or not args.action:
         build_parser().print_help()
         return 2

@@ -33,9 +33,9 @@ Reply = Union[str, AIMessage, Callable[[list[BaseMessage]], Union[str, AIMessage
 _ids = itertools.count(1)
 
 
-def tool_call(name: str, **args: Any) -> AIMessage:
-    """An AI message that calls one tool."""
-    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"call_{next(_ids)}", "type": "tool_call"}])
+def tool_call(tool_name: str, /, **args: Any) -> AIMessage:
+    """An AI message that calls one tool (``tool_call("find", name="x")`` works: the tool name is positional)."""
+    return AIMessage("", tool_calls=[{"name": tool_name, "args": args, "id": f"call_{next(_ids)}", "type": "tool_call"}])
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -47,7 +47,7 @@ class ScriptedChatModel(BaseChatModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    responses: Sequence[Reply] = Field(default_factory=list)
+    responses: Sequence[Any] = Field(default_factory=list, description="str, AIMessage or messages -> str | AIMessage")
     cycle: bool = False
     model: str = "scripted"
     _index: int = PrivateAttr(default=0)

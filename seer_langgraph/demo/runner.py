@@ -153,7 +153,8 @@ def run_task(
     msgs = out["messages"]
     last = msgs[-1] if msgs else None
     answer = last.content if isinstance(last, AIMessage) and not last.tool_calls else None
-    verdict = out.get("seer_verdict") or judge.evaluate(
+    # round 1 commits through the agent's own judge; round 2 is judged here, with the same judge
+    verdict = out.get("seer_verdict") if commit and out.get("seer_verdict") else judge.evaluate(
         RunRecord(request=task.question, answer=answer if isinstance(answer, str) else None, steps=_steps(out))
     ).model_dump()
     tool_msgs = [m for m in msgs if isinstance(m, ToolMessage)]

@@ -1,0 +1,117 @@
+"""The demo's tool world (deterministic ground truth) and runner plumbing (with a test policy)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from langchain_core.messages import AIMessage, ToolMessage
+
+from seer_langgraph import open_pool
+from seer_langgraph.demo import KINDS, ShopJudge, ShopWorld, plot_report, run_demo, safe_calculate
+from seer_langgraph.demo.cli import sampled
+from seer_langgraph.embeddings import HashingEmbeddings
+from seer_langgraph.evaluators import RunRecord
+from seer_langgraph.experience import Step
+from seer_langgraph.render import EXAMPLES_HEADER
+from seer_langgraph.testing import ScriptedChatModel, tool_call
+
+
+def test_world_is_deterministic_and_answers_are_checkable():
+    a, b = ShopWorld(seed=3), ShopWorld(seed=3)
+    assert a.db == b.db and a.tasks(2, seed=1) == b.tasks(2, seed=1)
+    assert ShopWorld(seed=4).db != a.db
+    tasks = a.tasks(2, seed=1)
+    assert {t.kind for t in tasks} == set(KINDS) and len(tasks) == 24
+    assert {t.difficulty for t in tasks} == {"easy", "hard"}
+    assert [t.question for t in a.tasks(1, seed=1)] != [t.question for t in a.tasks(1, seed=2)]
+
+
+def test_gold_chains_reproduce_the_answers():
+    """Replaying each kind's method with the real tools gives the ground truth."""
+    w = ShopWorld(seed=5)
+    tools = w.tools_by_name()
+    for t in w.tasks(3, seed=9):
+        if t.kind == "order_value":
+            oid = t.question.split("order ")[1].split(":")[0]
+            order = tools["get_order"].invoke({"order_id": oid})
+            parts = [f"{i['quantity']} * {tools['get_product'].invoke({'product_id': i['product_id']})['price']}" for i in order["items"]]
+            total = tools["calculator"].invoke({"expression": " + ".join(parts + [str(order["shipping_fee"])])})
+            assert round(total, 2) == float(t.answer)
+        if t.kind == "customer_order_count":
+            name = t.question.split("'")[1]
+            cid = tools["find_customer"].invoke({"name": name})["customer_id"]
+            assert len(tools["list_orders"].invoke({"customer_id": cid})) == int(t.answer)
+
+
+def test_tools_fail_with_clear_messages():
+    tools = ShopWorld().tools_by_name()
+    with pytest.raises(ValueError, match="ids look like"):
+        tools["get_order"].invoke({"order_id": "5001"})
+    with pytest.raises(ValueError, match="only numbers"):
+        safe_calculate("__import__('os')")
+    assert safe_calculate("2 * (3 + 4.5) ^ 2") == 112.5
+
+
+def test_judge_is_strict_about_the_method():
+    w = ShopWorld(seed=1)
+    t = w.tasks(1, kinds=["units_cost"], seed=1)[0]
+    judge = ShopJudge(t)
+    good = [Step(tool="find_product", observation="{}"), Step(tool="calculator", observation=t.answer)]
+    assert judge.evaluate(RunRecord(request=t.question, answer=t.answer, steps=good)).success
+    guessed = [Step(tool="find_product", observation="{}")]  # right number, calculator never ran
+    assert not judge.evaluate(RunRecord(request=t.question, answer=t.answer, steps=guessed)).success
+    errored = [Step(tool="find_product", observation="{}"), Step(tool="calculator", observation="Error", error=True)]
+    assert not judge.evaluate(RunRecord(request=t.question, answer=t.answer, steps=errored)).success
+
+
+def _price_policy(messages):
+    """A test policy for product_price tasks: look the product up, answer with its price."""
+    tool_msgs = [m for m in messages if isinstance(m, ToolMessage)]
+    if not tool_msgs:
+        question = messages[-1].content
+        return tool_call("find_product", name=question.split("'")[1])
+    return AIMessage(str(json.loads(tool_msgs[-1].content.replace("'", '"'))["price"]))
+
+
+def test_runner_rounds_commit_only_in_round_one(tmp_path):
+    w = ShopWorld(seed=2)
+    models = []
+
+    def make(attempt):
+        m = ScriptedChatModel(responses=[_price_policy], cycle=True)
+        models.append(m)
+        return m
+
+    pool = open_pool(":memory:", embeddings=HashingEmbeddings(dimension=64))
+    rep = run_demo(
+        w, make, pool, train_tasks=w.tasks(2, kinds=["product_price"], seed=1), test_tasks=w.tasks(1, kinds=["product_price"], seed=2),
+        k=2, explore=2, progress=False,
+    )
+    assert [r.success for r in rep.train] == [True, True] and pool.count() == 2 and rep.pool_sizes == [1, 2]
+    assert len(rep.test_recall) == len(rep.test_no_recall) == 1
+    assert rep.test_recall[0].recalled == 2 and rep.test_no_recall[0].recalled == 0
+    assert EXAMPLES_HEADER in models[-2].prompts[0][0].content and EXAMPLES_HEADER not in models[-1].prompts[0][0].content
+    assert pool.count() == 2  # round 2 never commits
+    s = rep.summary()
+    assert s["with_recall"]["accuracy"] == 1.0 and s["train_tasks"] == 2
+    png = plot_report([rep], tmp_path / "curve.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_exploration_retries_failures_with_sampling():
+    w = ShopWorld(seed=2)
+    calls = []
+
+    def make(attempt):
+        calls.append(attempt)
+        return ScriptedChatModel(responses=["no idea"], cycle=True)
+
+    pool = open_pool(":memory:", embeddings=HashingEmbeddings(dimension=64))
+    rep = run_demo(w, make, pool, train_tasks=w.tasks(1, kinds=["product_price"]), test_tasks=[], explore=3, progress=False)
+    assert calls == [0, 1, 2] and not any(r.success for r in rep.train) and pool.count() == 0
+
+
+def test_sampled_copies_only_known_fields():
+    m = ScriptedChatModel(responses=["x"])
+    assert sampled(m, 1) is m  # no temperature field: unchanged
