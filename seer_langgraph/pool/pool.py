@@ -39,6 +39,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 from ..errors import DimensionMismatchError, ImportValidationError, PoolClosedError, PoolError
 from ..experience import DEFAULT_TENANT, Experience, validate_tenant
 from ..scoring import RecallMode, RecallQuery, ScoreBreakdown, SeerWeights, normalize, rank_key, score_candidate
+from typing import TYPE_CHECKING
+
 from .backend import VECTOR_NAMES, Backend, DenseHit, PointData, StoredPoint
 
 __all__ = [
@@ -49,6 +51,9 @@ __all__ = [
     "RecalledExperience",
     "embedder_id",
 ]
+
+if TYPE_CHECKING:
+    from ..intent import IntentSet
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +156,8 @@ class ExperiencePool:
         redact: a function applied to every experience before it is stored (secrets, PII).
         allow_embedder_change: accept embeddings whose name differs from the one the collection
             was built with (the dimension must still match).
+        intents: the intent label set; when given, an experience or a recall with an intent
+            outside it raises :class:`~seer_langgraph.errors.UnknownIntentError`.
     """
 
     def __init__(
@@ -163,6 +170,7 @@ class ExperiencePool:
         strategy: Literal["auto", "rerank", "formula"] = "auto",
         redact: Callable[[Experience], Experience] | None = None,
         allow_embedder_change: bool = False,
+        intents: "IntentSet | dict[str, str] | None" = None,
         embed_cache_size: int = 256,
     ) -> None:
         if strategy not in ("auto", "rerank", "formula"):
@@ -180,6 +188,12 @@ class ExperiencePool:
         self.strategy = strategy
         self.redact = redact
         self.allow_embedder_change = allow_embedder_change
+        if isinstance(intents, dict):
+            from ..intent import IntentSet
+
+            intents = IntentSet.from_dict(intents)
+        #: optional label set: when given, commits and recalls with another intent are refused
+        self.intents = intents
         self.initial_prefetch = 64
         self._cache = _EmbedCache(size=embed_cache_size)
         self._lock = threading.RLock()
@@ -248,6 +262,8 @@ class ExperiencePool:
     def _prepare(self, exp: Experience, tenant: str | None) -> Experience:
         if not isinstance(exp, Experience):
             raise TypeError(f"expected an Experience, got {type(exp).__name__}")
+        if self.intents is not None:
+            self.intents.validate_label(exp.intent)
         if tenant is not None and exp.tenant != tenant:
             exp = exp.model_copy(update={"tenant": validate_tenant(tenant), "id": "", "content_hash": ""})
             exp = Experience.model_validate(exp.model_dump())
@@ -589,6 +605,8 @@ class ExperiencePool:
         mode: RecallMode = "stepwise",
     ) -> RecallQuery:
         """Embed ``text`` (the history H_t, or the request in query mode) into a :class:`RecallQuery`."""
+        if self.intents is not None:
+            self.intents.validate_label(intent)
         return RecallQuery(
             vector=self.embed_query(text),
             tools=tuple(tools),
@@ -628,6 +646,8 @@ class ExperiencePool:
         tenant: str | None = None,
     ) -> list[RecalledExperience]:
         """Async twin of :meth:`recall`."""
+        if self.intents is not None:
+            self.intents.validate_label(intent)
         vec = await self.aembed_query(text)
         q = RecallQuery(vector=vec, tools=tuple(tools), intent=intent, k=k, min_score=min_score, weights=weights or SeerWeights(), mode=mode)
         return await self.asearch(q, tenant=tenant)

@@ -255,3 +255,21 @@ async def test_async_twins(pool):
     assert hits[0].id == e.id
     assert await pool.acount() == 1
     assert await pool.adelete([e.id]) == 1
+
+
+def test_unknown_intent_is_refused(tmp_path, backend_kind):
+    from seer_langgraph import UnknownIntentError
+
+    p = make_pool(backend_kind, tmp_path / "intents", intents={"status": "order status", "refund": "money back"})
+    p.commit(exp(1, intent="status"))
+    with pytest.raises(UnknownIntentError, match="'cancel'.*status"):
+        p.commit(exp(2, intent="cancel"))
+    with pytest.raises(UnknownIntentError):
+        p.recall("x", intent="refnd")
+    assert p.count() == 1 and p.recall("request number 1", intent="status", k=1)[0].s3 == 1.0
+    p.close()
+
+
+def test_empty_request_is_refused(pool):
+    with pytest.raises(ValueError, match="empty"):
+        pool.recall("   ")
