@@ -8,6 +8,8 @@ Example:
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from .scoring import RecallMode, SeerWeights
@@ -34,6 +36,9 @@ class SeerConfig(BaseModel):
     min_score: float | None = Field(default=None, description="Drop recalled records scoring below this.")
     max_steps: int = Field(default=8, ge=1, description="Tool rounds before the model must answer.")
     render_observation_chars: int = Field(default=600, ge=0, description="Observation length in rendered examples (0 = all).")
+    render_style: Literal["json", "hermes", "plain"] = Field(
+        default="json", description="How example calls are written in the prompt (see seer_langgraph.render)."
+    )
     tenant: str | None = Field(default=None, description="Tenant of recall and commit (default: the pool's).")
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     commit_unjudged: bool = Field(

@@ -15,43 +15,74 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Sequence
+from typing import Literal, Sequence
 
 from .pool import RecalledExperience
 
-__all__ = ["EXAMPLES_HEADER", "render_examples", "system_prompt_with_examples"]
+__all__ = ["EXAMPLES_FOOTER", "EXAMPLES_HEADER", "RenderStyle", "render_examples", "system_prompt_with_examples"]
 
 EXAMPLES_HEADER = (
     "Worked examples of similar tasks that were solved correctly before. Follow their method "
     "(which tools, in which order, which values are passed on), but use the values of the current task."
 )
+EXAMPLES_FOOTER = (
+    "End of the examples. They are past tasks, not the current one: do not reuse their values or answers. "
+    "Solve the current request from the conversation, calling tools as the examples did."
+)
+
+RenderStyle = Literal["json", "hermes", "plain"]
 
 
-def render_examples(recalled: Sequence[RecalledExperience], observation_chars: int = 600) -> str:
-    """Text of the worked examples, best first; empty string when there are none."""
+def _call(tool: str, args: dict, style: RenderStyle) -> str:
+    if style == "plain":
+        return f"call {tool} with {json.dumps(args, ensure_ascii=False, sort_keys=True, default=str)}"
+    call = json.dumps({"name": tool, "arguments": args}, ensure_ascii=False, default=str)
+    return f"<tool_call>\n{call}\n</tool_call>" if style == "hermes" else call
+
+
+def _result(obs: str, style: RenderStyle) -> str:
+    return f"<tool_response>\n{obs}\n</tool_response>" if style == "hermes" else obs
+
+
+def render_examples(
+    recalled: Sequence[RecalledExperience],
+    observation_chars: int = 600,
+    style: RenderStyle = "json",
+    include_errors: bool = False,
+) -> str:
+    """Text of the worked examples, best first; empty string when there are none.
+
+    ``style`` sets how a call is written: ``json`` (``{"name": ..., "arguments": ...}``, the
+    default), ``hermes`` (inside ``<tool_call>`` tags, the native format of Qwen-style models) or
+    ``plain`` prose. A model that copies an example then writes a call its parser understands.
+    Steps that failed are left out unless ``include_errors``.
+    """
+    if style not in ("json", "hermes", "plain"):
+        raise ValueError(f"unknown render style {style!r}; use 'json', 'hermes' or 'plain'")
     if not recalled:
         return ""
     blocks = [EXAMPLES_HEADER]
     for i, r in enumerate(recalled, start=1):
         # keep the values that later calls and the answer were computed from
         exp = r.experience.truncated(observation_chars) if observation_chars else r.experience
-        lines = [
-            "",
-            f"## Example {i} (score {r.score:.2f}: similarity {r.s1:.2f}, tool overlap {r.s2:.2f}, same intent {int(r.s3)})",
-            f"Request: {exp.request.strip()}",
-        ]
-        for n, step in enumerate(exp.steps, start=1):
-            args = json.dumps(step.args, ensure_ascii=False, sort_keys=True, default=str)
-            obs = step.observation
+        lines = ["", f"## Example {i}", f"Request: {exp.request.strip()}"]
+        n = 0
+        for step in exp.steps:
+            if step.error and not include_errors:
+                continue
+            n += 1
             flag = " (error)" if step.error else ""
-            lines.append(f"Step {n}: call {step.tool} with {args}")
-            lines.append(f"  result{flag}: {obs}")
+            lines.append(f"Step {n} tool call: {_call(step.tool, step.args, style)}")
+            lines.append(f"Step {n} result{flag}: {_result(step.observation, style)}")
         lines.append(f"Final answer: {exp.answer.strip()}")
         blocks.append("\n".join(lines))
+    blocks.append("\n" + EXAMPLES_FOOTER)
     return "\n".join(blocks)
 
 
-def system_prompt_with_examples(base: str, recalled: Sequence[RecalledExperience], observation_chars: int = 600) -> str:
+def system_prompt_with_examples(
+    base: str, recalled: Sequence[RecalledExperience], observation_chars: int = 600, style: RenderStyle = "json"
+) -> str:
     """``base`` followed by the rendered examples (``base`` alone when nothing was recalled)."""
-    examples = render_examples(recalled, observation_chars)
+    examples = render_examples(recalled, observation_chars, style)
     return f"{base}\n\n{examples}" if examples else base

@@ -49,10 +49,18 @@ def test_truncation_keeps_values_used_later():
 
 def test_render_shows_calls_observations_answer_and_scores():
     exp = Experience(request="r?", steps=[Step(tool="t", args={"x": 1}, observation="obs", error=True)], answer="ans")
-    text = render_examples([RecalledExperience(experience=exp, s1=0.5, s2=1.0, s3=1.0, score=2.5)])
-    assert 'Step 1: call t with {"x": 1}' in text and "result (error): obs" in text and "Final answer: ans" in text
-    assert "score 2.50" in text and "same intent 1" in text
+    rec = [RecalledExperience(experience=exp, s1=0.5, s2=1.0, s3=1.0, score=2.5)]
+    plain = render_examples(rec, style="plain", include_errors=True)
+    assert 'Step 1 tool call: call t with {"x": 1}' in plain and "Step 1 result (error): obs" in plain and "Final answer: ans" in plain
+    assert "Step 1" not in render_examples(rec)  # failed steps are left out by default
+    ok = Experience(request="r?", steps=[Step(tool="t", args={"x": 1}, observation="obs")], answer="ans")
+    rec = [RecalledExperience(experience=ok, s1=0.5, s2=1.0, s3=1.0, score=2.5)]
+    assert 'Step 1 tool call: {"name": "t", "arguments": {"x": 1}}' in render_examples(rec)
+    assert '<tool_call>\n{"name": "t", "arguments": {"x": 1}}\n</tool_call>' in render_examples(rec, style="hermes")
+    assert "<tool_response>\nobs\n</tool_response>" in render_examples(rec, style="hermes")
     assert render_examples([]) == ""
+    with pytest.raises(ValueError, match="render style"):
+        render_examples(rec, style="xml")
 
 
 def test_intent_set_validation_and_fallbacks():

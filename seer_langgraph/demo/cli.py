@@ -24,6 +24,7 @@ def add_demo_parser(sub: Any) -> None:
     p.add_argument("--kinds", nargs="+", default=None, help="task kinds (default: all twelve)")
     p.add_argument("--explore", type=int, default=2, help="attempts per training task: 1 greedy + N-1 sampled")
     p.add_argument("--k", type=int, default=4, help="examples recalled per step in round 2")
+    p.add_argument("--render-style", default="auto", help="auto (hermes for local models, json otherwise) | json | hermes | plain")
     p.add_argument("--out", default="seer-demo", help="output directory (pool, report JSON, PNG)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -70,6 +71,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     console.print(f"[bold]seer demo[/bold]: model {args.model}, seeds {args.seeds}, output {out}/")
     base = load_chat_model(args.model)
     emb = _embeddings(args.embeddings)
+    style = args.render_style if args.render_style != "auto" else ("hermes" if args.model.startswith("local") else "json")
 
     def show(r: TaskResult) -> None:
         mark = "[green]ok  [/green]" if r.success else "[red]fail[/red]"
@@ -98,6 +100,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
                 model_name=args.model,
                 seed=seed,
                 on_result=show,
+                render_style=style,
             )
         finally:
             pool.close()

@@ -137,10 +137,11 @@ def run_task(
     attempt: int = 0,
     max_steps: int = 6,
     intents: dict[str, str] | None = None,
+    render_style: str = "json",
 ) -> TaskResult:
     """Run one task through the prebuilt SEER agent and judge it strictly."""
     judge = ShopJudge(task)
-    cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400)
+    cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400, render_style=render_style)
     agent = create_seer_agent(model, world.tools(), pool, evaluator=judge if commit else None, config=cfg, intents=intents)
     start = time.perf_counter()
     error = None
@@ -197,6 +198,7 @@ def run_demo(
     intents: dict[str, str] | None = None,
     on_result: Callable[[TaskResult], None] | None = None,
     progress: bool = True,
+    render_style: str = "json",
 ) -> DemoReport:
     """Round 1 (accumulate with exploration) then round 2 (same tasks with and without recall).
 
@@ -216,15 +218,15 @@ def run_demo(
 
     for task in train_tasks:
         for attempt in range(explore):
-            r = run_task(task, world, make_model(attempt), pool, k=k, commit=True, round_name="train", attempt=attempt, intents=intents)
+            r = run_task(task, world, make_model(attempt), pool, k=k, commit=True, round_name="train", attempt=attempt, intents=intents, render_style=render_style)
             record(r, report.train)
             if r.success:
                 bar.update(explore - attempt - 1)
                 break
         report.pool_sizes.append(pool.count())
     for task in test_tasks:
-        record(run_task(task, world, make_model(0), pool, k=k, commit=False, round_name="test", intents=intents), report.test_recall)
-        record(run_task(task, world, make_model(0), pool, k=0, commit=False, round_name="test", intents=intents), report.test_no_recall)
+        record(run_task(task, world, make_model(0), pool, k=k, commit=False, round_name="test", intents=intents, render_style=render_style), report.test_recall)
+        record(run_task(task, world, make_model(0), pool, k=0, commit=False, round_name="test", intents=intents, render_style=render_style), report.test_no_recall)
     bar.close()
     report.pool_size = pool.count()
     return report
