@@ -36,6 +36,11 @@ class SeerConfig(BaseModel):
     min_score: float | None = Field(default=None, description="Drop recalled records scoring below this.")
     max_steps: int = Field(default=8, ge=1, description="Tool rounds before the model must answer.")
     render_observation_chars: int = Field(default=600, ge=0, description="Observation length in rendered examples (0 = all).")
+    require_tool_first: bool = Field(
+        default=False,
+        description="Make the first model step of a turn call a tool (tool_choice='any'): keeps a small model from "
+        "answering from an example's values instead of looking its own up.",
+    )
     render_style: Literal["json", "hermes", "plain"] = Field(
         default="json", description="How example calls are written in the prompt (see seer_langgraph.render)."
     )

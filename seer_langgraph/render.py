@@ -26,8 +26,8 @@ EXAMPLES_HEADER = (
     "(which tools, in which order, which values are passed on), but use the values of the current task."
 )
 EXAMPLES_FOOTER = (
-    "End of the examples. They are past tasks, not the current one: do not reuse their values or answers. "
-    "Solve the current request from the conversation, calling tools as the examples did."
+    "End of the examples. The current task is different: its names, ids and numbers differ, so call the "
+    "tools yourself to get its values. Begin with your first tool call."
 )
 
 RenderStyle = Literal["json", "hermes", "plain"]
@@ -73,7 +73,7 @@ def render_examples(
             n += 1
             flag = " (error)" if step.error else ""
             lines.append(f"Step {n} tool call: {_call(step.tool, step.args, style)}")
-            lines.append(f"Step {n} result{flag}: {_result(step.observation, style)}")
+            lines.append(f"Observation{flag}: {_result(step.observation, style)}")
         lines.append(f"Final answer: {exp.answer.strip()}")
         blocks.append("\n".join(lines))
     blocks.append("\n" + EXAMPLES_FOOTER)

@@ -54,6 +54,7 @@ class ScriptedChatModel(BaseChatModel):
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _prompts: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
     _bound: list[Any] = PrivateAttr(default_factory=list)
+    _bind_kwargs: list[dict[str, Any]] = PrivateAttr(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
@@ -67,9 +68,15 @@ class ScriptedChatModel(BaseChatModel):
     def bound_tools(self) -> list[Any]:
         return self._bound
 
+    @property
+    def bind_kwargs(self) -> list[dict[str, Any]]:
+        """The keyword arguments of every ``bind_tools`` call (e.g. ``tool_choice``)."""
+        return self._bind_kwargs
+
     def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> "ScriptedChatModel":
         """Record the tools and return the same model (the script decides what it calls)."""
         self._bound = list(tools)
+        self._bind_kwargs.append(dict(kwargs))
         return self
 
     def with_structured_output(self, schema: Any, **kwargs: Any) -> Any:

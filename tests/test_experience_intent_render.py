@@ -51,7 +51,7 @@ def test_render_shows_calls_observations_answer_and_scores():
     exp = Experience(request="r?", steps=[Step(tool="t", args={"x": 1}, observation="obs", error=True)], answer="ans")
     rec = [RecalledExperience(experience=exp, s1=0.5, s2=1.0, s3=1.0, score=2.5)]
     plain = render_examples(rec, style="plain", include_errors=True)
-    assert 'Step 1 tool call: call t with {"x": 1}' in plain and "Step 1 result (error): obs" in plain and "Final answer: ans" in plain
+    assert 'Step 1 tool call: call t with {"x": 1}' in plain and "Observation (error): obs" in plain and "Final answer: ans" in plain
     assert "Step 1" not in render_examples(rec)  # failed steps are left out by default
     ok = Experience(request="r?", steps=[Step(tool="t", args={"x": 1}, observation="obs")], answer="ans")
     rec = [RecalledExperience(experience=ok, s1=0.5, s2=1.0, s3=1.0, score=2.5)]

@@ -71,7 +71,10 @@ def run_demo_command(args: argparse.Namespace) -> int:
     console.print(f"[bold]seer demo[/bold]: model {args.model}, seeds {args.seeds}, output {out}/")
     base = load_chat_model(args.model)
     emb = _embeddings(args.embeddings)
-    style = args.render_style if args.render_style != "auto" else ("hermes" if args.model.startswith("local") else "json")
+    style = args.render_style if args.render_style != "auto" else "json"
+    if args.model.startswith("local") and "stop" in type(base).model_fields:
+        # a small model that imitates an example goes on to invent its observation: stop it there
+        base = base.model_copy(update={"stop": ["\nObservation", "<tool_response>"]})
 
     def show(r: TaskResult) -> None:
         mark = "[green]ok  [/green]" if r.success else "[red]fail[/red]"

@@ -141,7 +141,9 @@ def run_task(
 ) -> TaskResult:
     """Run one task through the prebuilt SEER agent and judge it strictly."""
     judge = ShopJudge(task)
-    cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400, render_style=render_style)
+    cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400, render_style=render_style,
+        require_tool_first=True,  # every shop question needs a lookup: the same rule with and without recall
+    )
     agent = create_seer_agent(model, world.tools(), pool, evaluator=judge if commit else None, config=cfg, intents=intents)
     start = time.perf_counter()
     error = None

@@ -26,6 +26,8 @@ from typing import Any, Callable, Literal
 
 from langchain_core.tools import BaseTool, StructuredTool
 
+from ..experience import Step
+
 __all__ = ["KINDS", "ShopWorld", "Task", "safe_calculate"]
 
 _ADJ = ["blue", "red", "green", "steel", "oak", "glass", "silver", "black", "white", "copper", "linen", "bamboo"]
@@ -81,6 +83,7 @@ class Task:
     answer: str
     match: Literal["numeric", "normalized"] = "numeric"
     gold_tools: tuple[str, ...] = ()
+    params: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass
@@ -189,43 +192,43 @@ class ShopWorld:
         ok = sorted(c for c, n in counts.items() if n >= at_least)
         return self.db.customers[rng.choice(ok)]
 
-    def _make(self, kind: str, rng: random.Random) -> tuple[str, str, str, tuple[str, ...]]:
+    def _make(self, kind: str, rng: random.Random) -> tuple[str, str, str, tuple[str, ...], dict[str, Any]]:
         P, O = self.db.products, self.db.orders
         p = P[rng.choice(sorted(P))]
         o = O[rng.choice(sorted(O))]
         if kind == "product_price":
-            return f"What is the unit price of the product '{p['name']}'?", str(p["price"]), "numeric", ("find_product",)
+            return f"What is the unit price of the product '{p['name']}'?", str(p["price"]), "numeric", ("find_product",), {"product": p["name"]}
         if kind == "product_stock":
-            return f"How many units of '{p['name']}' are in stock?", str(p["stock"]), "numeric", ("find_product",)
+            return f"How many units of '{p['name']}' are in stock?", str(p["stock"]), "numeric", ("find_product",), {"product": p["name"]}
         if kind == "customer_city":
             c = self.db.customers[rng.choice(sorted(self.db.customers))]
-            return f"In which city does the customer '{c['name']}' live?", c["city"], "normalized", ("find_customer",)
+            return f"In which city does the customer '{c['name']}' live?", c["city"], "normalized", ("find_customer",), {"customer": c["name"]}
         if kind == "order_status":
-            return f"What is the status of order {o['order_id']}?", o["status"], "normalized", ("get_order",)
+            return f"What is the status of order {o['order_id']}?", o["status"], "normalized", ("get_order",), {"order": o["order_id"]}
         if kind == "order_shipping":
-            return f"What shipping fee was charged on order {o['order_id']}?", str(o["shipping_fee"]), "numeric", ("get_order",)
+            return f"What shipping fee was charged on order {o['order_id']}?", str(o["shipping_fee"]), "numeric", ("get_order",), {"order": o["order_id"]}
         if kind == "units_cost":
             n = rng.randint(2, 9)
-            return f"How much do {n} units of '{p['name']}' cost?", str(_round(n * p["price"])), "numeric", ("find_product", "calculator")
+            return f"How much do {n} units of '{p['name']}' cost?", str(_round(n * p["price"])), "numeric", ("find_product", "calculator"), {"product": p["name"], "n": n}
         if kind == "customer_order_count":
             c = self._customer_with_orders(rng)
             n = sum(1 for x in O.values() if x["customer_id"] == c["customer_id"])
-            return f"How many orders has the customer '{c['name']}' placed?", str(n), "numeric", ("find_customer", "list_orders")
+            return f"How many orders has the customer '{c['name']}' placed?", str(n), "numeric", ("find_customer", "list_orders"), {"customer": c["name"]}
         if kind == "order_item_count":
             n = sum(i["quantity"] for i in o["items"])
-            return f"How many units in total (all items) are in order {o['order_id']}?", str(n), "numeric", ("get_order", "calculator")
+            return f"How many units in total (all items) are in order {o['order_id']}?", str(n), "numeric", ("get_order", "calculator"), {"order": o["order_id"]}
         if kind == "price_difference":
             q = P[rng.choice(sorted(set(P) - {p["product_id"]}))]
             d = _round(abs(p["price"] - q["price"]))
-            return f"By how much does the unit price of '{p['name']}' differ from that of '{q['name']}'?", str(d), "numeric", ("find_product", "find_product", "calculator")
+            return f"By how much does the unit price of '{p['name']}' differ from that of '{q['name']}'?", str(d), "numeric", ("find_product", "find_product", "calculator"), {"product": p["name"], "other": q["name"]}
         if kind == "order_value":
             total = _round(sum(i["quantity"] * P[i["product_id"]]["price"] for i in o["items"]) + o["shipping_fee"])
             chain = ("get_order",) + ("get_product",) * len(o["items"]) + ("calculator",)
-            return f"What is the total value of order {o['order_id']}: every item's quantity times its unit price, plus the shipping fee?", str(total), "numeric", chain
+            return f"What is the total value of order {o['order_id']}: every item's quantity times its unit price, plus the shipping fee?", str(total), "numeric", chain, {"order": o["order_id"]}
         if kind == "latest_order_status":
             c = self._customer_with_orders(rng)
             latest = self._list_orders(c["customer_id"])[-1]["order_id"]
-            return f"What is the status of the most recent order of '{c['name']}'?", O[latest]["status"], "normalized", ("find_customer", "list_orders", "get_order")
+            return f"What is the status of the most recent order of '{c['name']}'?", O[latest]["status"], "normalized", ("find_customer", "list_orders", "get_order"), {"customer": c["name"]}
         if kind == "customer_spend_on_product":
             c = self._customer_with_orders(rng)
             orders = [x for x in O.values() if x["customer_id"] == c["customer_id"]]
@@ -236,6 +239,7 @@ class ShopWorld:
             return (
                 f"In the oldest order of '{c['name']}', what did the first listed item cost in total (its quantity times its unit price)?",
                 str(value), "numeric", ("find_customer", "list_orders", "get_order", "get_product", "calculator"),
+                {"customer": c["name"]},
             )
         raise ValueError(f"unknown task kind {kind!r}; known kinds: {sorted(KINDS)}")
 
@@ -250,12 +254,70 @@ class ShopWorld:
             tries = 0
             while sum(t.kind == kind for t in out) < n_per_kind and tries < 200:
                 tries += 1
-                q, a, match, chain = self._make(kind, rng)
+                q, a, match, chain, params = self._make(kind, rng)
                 if q in seen:
                     continue
                 seen.add(q)
-                out.append(Task(id=f"{kind}-{seed}-{len(seen)}", kind=kind, difficulty=KINDS[kind], question=q, answer=a, match=match, gold_tools=chain))  # type: ignore[arg-type]
+                out.append(Task(id=f"{kind}-{seed}-{len(seen)}", kind=kind, difficulty=KINDS[kind], question=q, answer=a, match=match, gold_tools=chain, params=tuple(params.items())))  # type: ignore[arg-type]
         return out
+
+    def expert_solution(self, task: Task) -> tuple[list[Step], str]:
+        """Solve ``task`` the way a careful person would, calling the real tools.
+
+        Returns the steps (tool, arguments, observation) and the answer. This is the "human
+        teacher" of the demo's optional import mode, and the check that every kind is solvable.
+        """
+        tools = self.tools_by_name()
+        p = dict(task.params)
+        steps: list[Step] = []
+
+        def call(tool: str, /, **args: Any) -> Any:
+            out = tools[tool].invoke(args)
+            steps.append(Step(tool=tool, args=args, observation=json.dumps(out) if not isinstance(out, str) else out))
+            return out
+
+        def calc(expr: str) -> str:
+            return f"{_round(call('calculator', expression=expr)):g}"
+
+        k = task.kind
+        if k in ("product_price", "product_stock"):
+            prod = call("find_product", name=p["product"])
+            answer = str(prod["price"] if k == "product_price" else prod["stock"])
+        elif k == "customer_city":
+            answer = call("find_customer", name=p["customer"])["city"]
+        elif k in ("order_status", "order_shipping"):
+            order = call("get_order", order_id=p["order"])
+            answer = str(order["status"] if k == "order_status" else order["shipping_fee"])
+        elif k == "units_cost":
+            prod = call("find_product", name=p["product"])
+            answer = calc(f"{p['n']} * {prod['price']}")
+        elif k == "customer_order_count":
+            cust = call("find_customer", name=p["customer"])
+            answer = str(len(call("list_orders", customer_id=cust["customer_id"])))
+        elif k == "order_item_count":
+            order = call("get_order", order_id=p["order"])
+            answer = calc(" + ".join(str(i["quantity"]) for i in order["items"]))
+        elif k == "price_difference":
+            a = call("find_product", name=p["product"])
+            b = call("find_product", name=p["other"])
+            answer = calc(f"{max(a['price'], b['price'])} - {min(a['price'], b['price'])}")
+        elif k == "order_value":
+            order = call("get_order", order_id=p["order"])
+            parts = [f"{i['quantity']} * {call('get_product', product_id=i['product_id'])['price']}" for i in order["items"]]
+            answer = calc(" + ".join(parts + [str(order["shipping_fee"])]))
+        elif k == "latest_order_status":
+            cust = call("find_customer", name=p["customer"])
+            latest = call("list_orders", customer_id=cust["customer_id"])[-1]["order_id"]
+            answer = call("get_order", order_id=latest)["status"]
+        elif k == "customer_spend_on_product":
+            cust = call("find_customer", name=p["customer"])
+            oldest = call("list_orders", customer_id=cust["customer_id"])[0]["order_id"]
+            item = call("get_order", order_id=oldest)["items"][0]
+            price = call("get_product", product_id=item["product_id"])["price"]
+            answer = calc(f"{item['quantity']} * {price}")
+        else:
+            raise ValueError(f"unknown task kind {k!r}")
+        return steps, answer
 
     def intents(self) -> dict[str, str]:
         """An intent label set for this world (task families)."""

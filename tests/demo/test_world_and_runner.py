@@ -115,3 +115,15 @@ def test_exploration_retries_failures_with_sampling():
 def test_sampled_copies_only_known_fields():
     m = ScriptedChatModel(responses=["x"])
     assert sampled(m, 1) is m  # no temperature field: unchanged
+
+
+def test_expert_solves_every_kind_and_passes_the_strict_judge():
+    from seer_langgraph.evaluators import ReferenceMatch
+
+    w = ShopWorld(seed=11)
+    for t in w.tasks(3, seed=4):
+        steps, answer = w.expert_solution(t)
+        assert [s.tool for s in steps] == list(t.gold_tools), t.kind
+        assert ShopJudge(t).evaluate(RunRecord(request=t.question, answer=answer, steps=steps)).success, (t, answer)
+        wrong = RunRecord(request=t.question, answer=answer + "1" if t.match == "numeric" else "nowhere", steps=steps)
+        assert not ShopJudge(t).evaluate(wrong).success
