@@ -15,7 +15,8 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Literal, Sequence
+import re
+from typing import Any, Literal, Sequence
 
 from .pool import RecalledExperience
 
@@ -44,18 +45,57 @@ def _result(obs: str, style: RenderStyle) -> str:
     return f"<tool_response>\n{obs}\n</tool_response>" if style == "hermes" else obs
 
 
+def _scalars(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _scalars(v)]
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _scalars(v)]
+    if value is None or isinstance(value, bool):
+        return []
+    text = str(value).strip()
+    out = [text] if len(text) >= 2 else []
+    if isinstance(value, str):  # numbers inside an expression such as "9 * 110.29"
+        out += [m for m in _NUMBER.findall(text) if m != text]
+    return out
+
+
+_NUMBER = re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?![\w.])")
+
+
+def _source(value: str, request: str, observations: list[tuple[int, str]]) -> str | None:
+    """Where ``value`` first appears: the request or an earlier step's observation."""
+    for n, obs in reversed(observations):
+        if re.search(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\d)", obs):
+            return f"step {n}'s observation"
+    if re.search(rf"(?<![\w.]){re.escape(value.lower())}(?![\w]|\.\d)", request.lower()):
+        return "the request"
+    return None
+
+
+def _provenance(values: list[str], request: str, observations: list[tuple[int, str]]) -> str:
+    notes = []
+    for v in dict.fromkeys(values):
+        src = _source(v, request, observations)
+        if src:
+            notes.append(f"{v} from {src}")
+    return f"   (values: {'; '.join(notes)})" if notes else ""
+
+
 def render_examples(
     recalled: Sequence[RecalledExperience],
     observation_chars: int = 600,
     style: RenderStyle = "json",
     include_errors: bool = False,
+    annotate: bool = True,
 ) -> str:
     """Text of the worked examples, best first; empty string when there are none.
 
     ``style`` sets how a call is written: ``json`` (``{"name": ..., "arguments": ...}``, the
     default), ``hermes`` (inside ``<tool_call>`` tags, the native format of Qwen-style models) or
     ``plain`` prose. A model that copies an example then writes a call its parser understands.
-    Steps that failed are left out unless ``include_errors``.
+    Steps that failed are left out unless ``include_errors``. With ``annotate`` each call and the
+    answer say where their values came from (the request or an earlier observation), so a model
+    learns the method, not the example's numbers.
     """
     if style not in ("json", "hermes", "plain"):
         raise ValueError(f"unknown render style {style!r}; use 'json', 'hermes' or 'plain'")
@@ -67,14 +107,19 @@ def render_examples(
         exp = r.experience.truncated(observation_chars) if observation_chars else r.experience
         lines = ["", f"## Example {i}", f"Request: {exp.request.strip()}"]
         n = 0
+        seen: list[tuple[int, str]] = []
         for step in exp.steps:
             if step.error and not include_errors:
                 continue
             n += 1
             flag = " (error)" if step.error else ""
-            lines.append(f"Step {n} tool call: {_call(step.tool, step.args, style)}")
+            note = _provenance(_scalars(step.args), exp.request, seen) if annotate else ""
+            lines.append(f"Step {n} tool call: {_call(step.tool, step.args, style)}{note}")
             lines.append(f"Observation{flag}: {_result(step.observation, style)}")
-        lines.append(f"Final answer: {exp.answer.strip()}")
+            seen.append((n, step.observation))
+        answer = exp.answer.strip()
+        src = _source(answer, exp.request, seen) if annotate and answer else None
+        lines.append(f"Final answer: {answer}" + (f"   (from {src})" if src else ""))
         blocks.append("\n".join(lines))
     blocks.append("\n" + EXAMPLES_FOOTER)
     return "\n".join(blocks)

@@ -75,3 +75,19 @@ def test_intent_set_validation_and_fallbacks():
     assert clf.classify("please cancel my order").model_dump() == {"label": "cancel_order", "source": "embedding"}
     broken = IntentClassifier(intents, model=ScriptedChatModel(responses=[]), embeddings=None)
     assert broken.classify("x").model_dump() == {"label": None, "source": "none"}
+
+
+def test_render_says_where_values_came_from():
+    exp = Experience(
+        request="How much do 9 units of 'copper desk' cost?",
+        steps=[
+            Step(tool="find_product", args={"name": "copper desk"}, observation='{"product_id": "P-119", "price": 110.29}'),
+            Step(tool="calculator", args={"expression": "9 * 110.29"}, observation="992.61"),
+        ],
+        answer="992.61",
+    )
+    text = render_examples([RecalledExperience(experience=exp, s1=1, s2=1, s3=1, score=3)])
+    assert "(values: copper desk from the request)" in text
+    assert "(values: 9 from the request; 110.29 from step 1's observation)" in text
+    assert "Final answer: 992.61   (from step 2's observation)" in text
+    assert "(values" not in render_examples([RecalledExperience(experience=exp, s1=1, s2=1, s3=1, score=3)], annotate=False)
