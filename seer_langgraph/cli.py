@@ -10,9 +10,16 @@ Examples::
     seer pool export out.jsonl --path ./seer-pool
     seer pool import in.jsonl --path ./seer-pool [--skip-invalid]
     seer pool delete ID [ID ...] --path ./seer-pool
+    seer pool prune --max 5000 --path ./seer-pool [--dry-run]
+    seer pool replay --path ./seer-pool
+    seer pool verify --path ./seer-pool
+    seer pool serve --path ./seer-pool
+    seer bench perf [--sizes 1000 10000 100000] [--million] [--out benchmarks/results]
 
 Every command takes ``--json`` for machine-readable output, and ``--path``, ``--url`` (with
-``--api-key`` or ``QDRANT_API_KEY``) or ``--memory`` to choose the pool.
+``--api-key`` or ``QDRANT_API_KEY``) or ``--memory`` to choose the pool. A ``--path`` pool that
+another process owns (``open_pool(path, shared=True)`` or ``seer pool serve``) is reached through
+that process, so the commands work while agents run.
 """
 
 from __future__ import annotations
@@ -48,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo.cli import add_demo_parser
 
     add_demo_parser(sub)
+    bench = sub.add_parser("bench", help="benchmarks (seer bench perf --help)")
+    bsub = bench.add_subparsers(dest="bench")
+    perf = bsub.add_parser(
+        "perf", help="recall latency, exactness, import, reopen and memory vs the reference scan", add_help=False, prefix_chars="\0"
+    )
+    perf.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of benchmarks/perf.py (see --help)")
     pool = sub.add_parser("pool", help="inspect and maintain an experience pool")
     psub = pool.add_subparsers(dest="action")
     for name, helptext in [
@@ -57,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("export", "export a tenant to JSONL (with vectors)"),
         ("import", "import a JSONL file (validated line by line)"),
         ("delete", "delete experiences by id"),
+        ("prune", "drop the least useful experiences of a tenant down to --max"),
+        ("replay", "store the commits waiting in the pool's spill journals"),
+        ("verify", "check every stored record against its content hash"),
+        ("serve", "own an embedded pool and serve it to shared=True processes until stopped"),
     ]:
         p = psub.add_parser(name, help=helptext)
         _add_pool_args(p)
@@ -72,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--skip-invalid", action="store_true", help="import the valid lines, report the others")
         if name == "delete":
             p.add_argument("ids", nargs="+")
+        if name == "prune":
+            p.add_argument("--max", type=int, required=True, dest="max_records", help="experiences to keep in the tenant")
+            p.add_argument("--dry-run", action="store_true", help="show what would be dropped, drop nothing")
     return parser
 
 
@@ -105,7 +125,10 @@ def _open(args: argparse.Namespace, writing: bool = False) -> Any:
         kwargs.update(path=args.path)
     from .embeddings import HashingEmbeddings
 
-    probe = open_pool(embeddings=HashingEmbeddings(), allow_embedder_change=True, **kwargs) if not args.memory else None
+    if args.path:
+        kwargs["shared"] = True  # reach the owner process if agents hold the directory
+    # the probe only reads the embedder's name: no journal, so it never replays with the wrong model
+    probe = open_pool(embeddings=HashingEmbeddings(), allow_embedder_change=True, spill_dir=None, **kwargs) if not args.memory else None
     stored = probe.backend.metadata().get("embedder") if probe is not None else None
     if probe is not None and not writing:
         return probe
@@ -140,11 +163,20 @@ def _run(args: argparse.Namespace) -> int:
         from .demo.cli import run_demo_command
 
         return run_demo_command(args)
+    if args.command == "bench":
+        if getattr(args, "bench", None) != "perf":
+            build_parser().parse_args(["bench", "--help"])
+            return 2
+        from .bench.perf import main as perf_main
+
+        return perf_main(args.bench_args, prog="seer bench perf")
     if args.command != "pool" or not args.action:
         build_parser().print_help()
         return 2
     action = args.action
-    pool = _open(args, writing=action == "import")
+    if action == "serve":
+        return _serve(args)
+    pool = _open(args, writing=action in ("import", "replay"))
     try:
         if action == "stats":
             st = pool.stats()
@@ -177,6 +209,65 @@ def _run(args: argparse.Namespace) -> int:
         elif action == "delete":
             n = pool.delete(args.ids)
             _print(args, {"deleted": n}, f"deleted {n} of {len(args.ids)} (ids of other tenants or unknown ids are left alone)")
+        elif action == "prune":
+            if args.max_records < 0:
+                raise ValueError(f"--max must be 0 or more, got {args.max_records}")
+            rep = pool.prune(args.max_records, dry_run=args.dry_run)
+            verb = "would drop" if rep.dry_run else "dropped"
+            text = f"tenant {rep.tenant}: {rep.before} experiences, {verb} {len(rep.dropped)}, {rep.after if not rep.dry_run else rep.before - len(rep.dropped)} left"
+            if rep.dropped:
+                rows = [[d.id, f"{d.success_rate:.2f}", str(d.recalled), d.created_at[:19], d.request[:50]] for d in rep.dropped[:50]]
+                text += "\n" + _table(rows, ["id", "success rate", "recalled", "created", "request"], f"{verb} (least useful first)")
+            _print(args, rep.model_dump(), text)
+        elif action == "replay":
+            rep = pool.replay_spill()
+            at_open = getattr(getattr(pool, "_pipeline", None), "open_report", None)
+            if at_open is not None:  # opening the pool replayed the orphan journals already
+                for f in ("replayed", "already_present", "duplicates", "corrupt", "dropped", "files"):
+                    setattr(rep, f, getattr(rep, f) + getattr(at_open, f))
+            text = (
+                f"replayed {rep.replayed}, already present {rep.already_present}, duplicates {rep.duplicates}, "
+                f"still failing {rep.failed}, refused {rep.dropped}, corrupt lines set aside {rep.corrupt}"
+            )
+            for err in rep.errors[:20]:
+                text += f"\n  {err}"
+            _print(args, rep.model_dump(), text)
+            return 1 if rep.failed else 0
+        elif action == "verify":
+            from .hygiene import verify_pool
+
+            rep = verify_pool(pool)
+            text = f"{rep.checked} records checked, {len(rep.corrupt)} corrupt, {rep.spill_pending} waiting in the spill journal"
+            for pid, why in rep.corrupt[:50]:
+                text += f"\n  {pid}: {why}"
+            _print(args, rep.model_dump(), text)
+            return 1 if rep.corrupt else 0
+    finally:
+        pool.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .pool import open_pool
+    from .pool.shared import serve_pool
+
+    if not args.path:
+        raise ValueError("seer pool serve needs --path DIR (a Qdrant server is shared already)")
+    from .embeddings import HashingEmbeddings
+
+    probe = open_pool(path=args.path, embeddings=HashingEmbeddings(), allow_embedder_change=True, spill_dir=None)
+    stored = probe.backend.metadata().get("embedder")
+    probe.close()
+    pool = open_pool(path=args.path, embeddings=_embeddings(args.embeddings, stored), collection=args.collection, tenant=args.tenant)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"seer: serving {args.path} to shared=True processes (pid {os.getpid()}); Ctrl-C to stop", file=sys.stderr, flush=True)
+    try:
+        serve_pool(pool, args.path, stop=stop)
     finally:
         pool.close()
     return 0
@@ -185,10 +276,18 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``seer`` console script."""
     args = build_parser().parse_args(argv)
+    from .errors import SeerError
+
     try:
         return _run(args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, SeerError) as exc:
         print(f"seer: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("seer: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # never a traceback for a user error; say what failed
+        print(f"seer: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 __all__ = [
+    "CorruptRecordError",
     "DimensionMismatchError",
     "ImportValidationError",
     "PoolClosedError",
     "PoolError",
+    "PoolInUseError",
+    "RecordTooLargeError",
     "SeerError",
     "UnknownIntentError",
 ]
@@ -22,6 +25,18 @@ class PoolError(SeerError):
 
 class PoolClosedError(PoolError):
     """An operation was attempted on a closed pool."""
+
+
+class PoolInUseError(PoolError):
+    """An embedded pool directory is opened by another process (one opener per directory)."""
+
+
+class RecordTooLargeError(PoolError, ValueError):
+    """An experience exceeds a configured size limit (see :class:`seer_langgraph.limits.RecordLimits`)."""
+
+
+class CorruptRecordError(PoolError, ValueError):
+    """A stored record fails validation (its content no longer matches its content hash)."""
 
 
 class DimensionMismatchError(PoolError, ValueError):

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import to_jsonable_python
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -64,6 +65,30 @@ def validate_tenant(tenant: str) -> str:
             "starting with a letter or digit"
         )
     return tenant
+
+
+def _clean_text(value: Any) -> Any:
+    """Values made storable as JSON: lone UTF-16 surrogates (from broken decoders) become U+FFFD,
+    bytes are decoded (invalid bytes replaced), dict keys become strings, and anything JSON cannot
+    hold becomes its JSON form or, failing that, its ``str``."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {(_clean_text(k) if isinstance(k, str) else str(k)): _clean_text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean_text(v) for v in value]
+    try:
+        return _clean_text(to_jsonable_python(value))
+    except Exception:
+        return _clean_text(str(value))
 
 
 def _now() -> datetime:
@@ -135,6 +160,11 @@ class Step(BaseModel):
     observation: str = Field(default="", description="What the tool returned (possibly truncated).")
     error: bool = Field(default=False, description="True when the tool raised or rejected the call.")
 
+    @field_validator("tool", "args", "observation", mode="before")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        return _clean_text(v)
+
 
 class Verdict(BaseModel):
     """An evaluator's judgement of a finished run."""
@@ -155,6 +185,7 @@ class Usage(BaseModel):
     recalled: int = 0
     succeeded: int = 0
     failed: int = 0
+    duplicates: int = Field(default=0, description="Near-duplicate commits merged into this record.")
 
 
 class Experience(BaseModel):
@@ -179,6 +210,11 @@ class Experience(BaseModel):
     content_hash: str = ""
     id: str = ""
     schema_version: Literal[1] = 1
+
+    @field_validator("request", "answer", "intent", "metadata", mode="before")
+    @classmethod
+    def _storable(cls, v: Any) -> Any:
+        return _clean_text(v)
 
     @field_validator("request")
     @classmethod
@@ -229,8 +265,8 @@ class Experience(BaseModel):
 
     def truncated(self, max_observation_chars: int) -> "Experience":
         """A copy whose observations are shortened, keeping values later steps or the answer used."""
-        if max_observation_chars <= 0:
-            return self
+        if max_observation_chars <= 0 or all(len(s.observation) <= max_observation_chars for s in self.steps):
+            return self  # nothing to cut (re-validating an unchanged record cost ~180 us per commit)
         new_steps = []
         for i, step in enumerate(self.steps):
             later: list[str] = []

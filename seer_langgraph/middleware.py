@@ -52,6 +52,8 @@ class SeerAgentState(AgentState):
     seer_reference: NotRequired[Any]
     seer_verdict: NotRequired[dict[str, Any] | None]
     seer_committed_id: NotRequired[str | None]
+    seer_commit_status: NotRequired[str | None]
+    seer_commit_error: NotRequired[str | None]
 
 
 def _config() -> dict[str, Any]:

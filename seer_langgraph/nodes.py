@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
+from langgraph.errors import GraphBubbleUp
 from langgraph.prebuilt import ToolNode
 
 from .config import SeerConfig
@@ -28,6 +29,7 @@ from .evaluators import Evaluator, RunRecord, as_evaluator
 from .experience import Experience, Step, Verdict, trajectory_text, validate_tenant
 from .history import message_text, read_run, turn_start
 from .intent import IntentClassifier
+from .limits import clip_history_text
 from .pool import ExperiencePool, RecalledExperience
 from .render import system_prompt_with_examples
 
@@ -83,13 +85,20 @@ class _Recall:
                 "seer_examples": [],
                 "seer_verdict": None,
                 "seer_committed_id": None,
+                "seer_commit_status": None,
+                "seer_commit_error": None,
             }
         # query mode recalls once per turn, on the request; stepwise before every model step
         wanted = self.cfg.k > 0 and bool(view.request.strip()) and (self.cfg.mode == "stepwise" or bool(update))
         return update, view.request, view.steps, wanted
 
     def _text(self, request: str, steps: list[Step]) -> str:
-        return request if self.cfg.mode == "query" else trajectory_text(request, steps)
+        limits = getattr(self.pool, "limits", None)
+        max_chars = getattr(limits, "max_query_chars", None)
+        if self.cfg.mode == "query":
+            return request[:max_chars] if max_chars else request
+        request, steps = clip_history_text(request, steps, max_chars)  # a huge history is clipped, not refused
+        return trajectory_text(request, steps)
 
     def _finish(self, update: dict[str, Any], recalled: list[RecalledExperience]) -> dict[str, Any]:
         update["seer_examples"] = [r.model_dump(mode="json") for r in recalled]
@@ -100,7 +109,10 @@ class _Recall:
         update, request, steps, wanted = self._plan(state)
         intent = update["seer_intent"] if update else state.get("seer_intent")
         if update and self.classifier is not None and request.strip():
-            intent = update["seer_intent"] = self.classifier.classify(request).label
+            try:
+                intent = update["seer_intent"] = self.classifier.classify(request).label
+            except Exception as exc:  # no intent alignment this turn, rather than no answer
+                logger.warning("SEER intent classification failed (%s: %s); continuing without an intent", type(exc).__name__, exc)
         if not wanted:
             return update
         try:
@@ -123,7 +135,10 @@ class _Recall:
         update, request, steps, wanted = self._plan(state)
         intent = update["seer_intent"] if update else state.get("seer_intent")
         if update and self.classifier is not None and request.strip():
-            intent = update["seer_intent"] = (await self.classifier.aclassify(request)).label
+            try:
+                intent = update["seer_intent"] = (await self.classifier.aclassify(request)).label
+            except Exception as exc:
+                logger.warning("SEER intent classification failed (%s: %s); continuing without an intent", type(exc).__name__, exc)
         if not wanted:
             return update
         try:
@@ -173,6 +188,7 @@ class _Agent:
         self.cfg = cfg
         self.model = model
         self.with_tools = model.bind_tools(list(tools)) if tools else model
+        self.must_call = model.bind_tools(list(tools), tool_choice="any") if tools and cfg.require_tool_first else self.with_tools
 
     def _inputs(self, state: dict[str, Any]) -> tuple[Any, list[BaseMessage]]:
         messages: list[BaseMessage] = state["messages"]
@@ -183,7 +199,7 @@ class _Agent:
         if rounds >= self.cfg.max_steps:
             system = SystemMessage(f"{message_text(system)}\n\n{STEP_LIMIT_NOTE}")
             return self.model, [system, *rest]
-        return self.with_tools, [system, *rest]
+        return (self.must_call if rounds == 0 else self.with_tools), [system, *rest]
 
     def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         runnable, messages = self._inputs(state)
@@ -252,14 +268,14 @@ class _Tools:
             msg = by_id.get(call.get("id") or "")
             if msg is None:
                 continue
-            steps.append(
-                Step(
-                    tool=call["name"],
-                    args=dict(call.get("args") or {}),
-                    observation=message_text(msg) if not isinstance(msg.content, str) else msg.content,
-                    error=msg.status == "error",
-                ).model_dump(mode="json")
+            args = call.get("args")
+            step = Step(
+                tool=str(call.get("name") or "").strip() or "unknown",  # a model may emit a call with no name
+                args=dict(args) if isinstance(args, dict) else {"raw": args},
+                observation=message_text(msg) if not isinstance(msg.content, str) else msg.content,
+                error=msg.status == "error",
             )
+            steps.append(step.model_dump(mode="json"))
         return steps
 
     def _last(self, state: dict[str, Any]) -> AIMessage | None:
@@ -309,7 +325,11 @@ class _Commit:
 
     def _run(self, state: dict[str, Any], tenant: str) -> RunRecord:
         view = read_run(state["messages"])
-        recorded = [Step.model_validate(s) for s in state.get("seer_steps") or []]
+        try:
+            recorded = [Step.model_validate(s) for s in state.get("seer_steps") or []]
+        except Exception as exc:  # steps put in the state by other code: read them from the messages
+            logger.warning("SEER ignored unreadable seer_steps in the state (%s); using the messages", exc)
+            recorded = []
         return RunRecord(
             request=view.request,
             answer=view.answer,
@@ -322,40 +342,112 @@ class _Commit:
     def _no_judge(self) -> Verdict:
         return Verdict(success=self.cfg.commit_unjudged, source="none", reason="no evaluator is configured")
 
-    def _experience(self, run: RunRecord, verdict: Verdict) -> Experience | None:
+    def _experience(self, run: RunRecord, verdict: Verdict) -> tuple[Experience | None, str | None]:
+        """The experience to commit (None when the run is not a success) and why it could not be built."""
         if not (verdict.success and run.answer and run.request.strip()):
-            return None
-        return Experience(
-            request=run.request, steps=run.steps, answer=run.answer, intent=run.intent, tenant=run.tenant or "default", verdict=verdict
-        )
+            return None, None
+        try:
+            return (
+                Experience(
+                    request=run.request,
+                    steps=run.steps,
+                    answer=run.answer,
+                    intent=run.intent,
+                    tenant=run.tenant or "default",
+                    verdict=verdict,
+                ),
+                None,
+            )
+        except Exception as exc:  # e.g. a step the model produced that is not a valid record
+            logger.warning("SEER could not build an experience from the run (%s: %s); nothing is committed", type(exc).__name__, exc)
+            return None, f"invalid run: {type(exc).__name__}: {exc}"
+
+    def _judge_failed(self, exc: Exception) -> Verdict:
+        name = type(self.evaluator).__name__
+        logger.warning("SEER evaluator %s failed (%s: %s); the run is not committed", name, type(exc).__name__, exc)
+        return Verdict(success=False, source=f"error:{name}", reason=f"evaluator failed: {type(exc).__name__}: {exc}")
+
+    def _judge(self, run: RunRecord) -> Verdict:
+        if self.evaluator is None:
+            return self._no_judge()
+        try:
+            return self.evaluator.evaluate(run)
+        except GraphBubbleUp:  # an interrupt (human feedback) must reach LangGraph
+            raise
+        except Exception as exc:
+            return self._judge_failed(exc)
+
+    async def _ajudge(self, run: RunRecord) -> Verdict:
+        if self.evaluator is None:
+            return self._no_judge()
+        try:
+            return await self.evaluator.aevaluate(run)
+        except GraphBubbleUp:
+            raise
+        except Exception as exc:
+            return self._judge_failed(exc)
 
     @staticmethod
-    def _result(verdict: Verdict, committed: str | None) -> dict[str, Any]:
-        return {"seer_verdict": verdict.model_dump(mode="json"), "seer_committed_id": committed}
+    def _commit_failed(exp: Experience, exc: Exception) -> tuple[str | None, str, str]:
+        logger.error(
+            "SEER could not commit experience %s (%s: %s); it is not stored (see seer_commit_error in the state)",
+            exp.id,
+            type(exc).__name__,
+            exc,
+        )
+        return None, "failed", f"{type(exc).__name__}: {exc}"
+
+    def _store(self, exp: Experience | None, tenant: str) -> tuple[str | None, str | None, str | None]:
+        """(committed id, status, error) -- a failing pool never fails the run."""
+        if exp is None:
+            return None, None, None
+        try:
+            res = self.pool.commit(exp, tenant=tenant)
+        except Exception as exc:
+            return self._commit_failed(exp, exc)
+        return res.id, res.status, None
+
+    async def _astore(self, exp: Experience | None, tenant: str) -> tuple[str | None, str | None, str | None]:
+        if exp is None:
+            return None, None, None
+        try:
+            res = await self.pool.acommit(exp, tenant=tenant)
+        except Exception as exc:
+            return self._commit_failed(exp, exc)
+        return res.id, res.status, None
+
+    @staticmethod
+    def _result(verdict: Verdict, committed: str | None, status: str | None = None, error: str | None = None) -> dict[str, Any]:
+        return {
+            "seer_verdict": verdict.model_dump(mode="json"),
+            "seer_committed_id": committed,
+            "seer_commit_status": status,
+            "seer_commit_error": error,
+        }
 
     def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         tenant = resolve_tenant(self.pool, self.cfg, config)
         run = self._run(state, tenant)
-        verdict = self.evaluator.evaluate(run) if self.evaluator is not None else self._no_judge()
-        exp = self._experience(run, verdict)
-        committed = self.pool.commit(exp, tenant=tenant).id if exp is not None else None
+        verdict = self._judge(run)
+        exp, error = self._experience(run, verdict)
+        committed, status, commit_error = self._store(exp, tenant)
         try:
             self.pool.record_outcome(state.get("seer_recalled_ids") or [], verdict.success, tenant=tenant)
         except Exception as exc:
             logger.warning("could not record recall outcomes (%s)", exc)
-        return self._result(verdict, committed)
+        return self._result(verdict, committed, status or ("failed" if error else None), commit_error or error)
 
     async def asynch(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         tenant = resolve_tenant(self.pool, self.cfg, config)
         run = self._run(state, tenant)
-        verdict = await self.evaluator.aevaluate(run) if self.evaluator is not None else self._no_judge()
-        exp = self._experience(run, verdict)
-        committed = (await self.pool.acommit(exp, tenant=tenant)).id if exp is not None else None
+        verdict = await self._ajudge(run)
+        exp, error = self._experience(run, verdict)
+        committed, status, commit_error = await self._astore(exp, tenant)
         try:
             await self.pool.arecord_outcome(state.get("seer_recalled_ids") or [], verdict.success, tenant=tenant)
         except Exception as exc:
             logger.warning("could not record recall outcomes (%s)", exc)
-        return self._result(verdict, committed)
+        return self._result(verdict, committed, status or ("failed" if error else None), commit_error or error)
 
 
 def make_commit_node(

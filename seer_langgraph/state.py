@@ -57,3 +57,7 @@ class SeerState(MessagesState):
     """The evaluator's verdict on the finished turn."""
     seer_committed_id: NotRequired[str | None]
     """Id of the experience committed for this turn, if any."""
+    seer_commit_status: NotRequired[str | None]
+    """What the commit did: created, present, duplicate, spilled (kept for replay) or failed."""
+    seer_commit_error: NotRequired[str | None]
+    """Why the run was not stored when the commit failed (the evaluator's failure is in the verdict)."""

@@ -241,3 +241,19 @@ async def test_async_nodes_do_not_block_the_event_loop(pool):
     await agent.ainvoke({"messages": [HumanMessage("price of a pear?")]})
     t.cancel()
     assert ticks > 5
+
+
+def test_require_tool_first_binds_tool_choice_for_the_first_step_only(pool):
+    class Recording(ScriptedChatModel):
+        def bind_tools(self, tools, **kwargs):
+            from langchain_core.runnables import RunnableLambda
+
+            choice = kwargs.get("tool_choice")
+            return RunnableLambda(lambda msgs, config=None: (self._bind_kwargs.append({"used": choice}), self.invoke(msgs))[1])
+
+    model = Recording(responses=[tool_call("get_price", item="apple"), "1.5"])
+    create_seer_agent(model, TOOLS, pool, config=SeerConfig(require_tool_first=True)).invoke({"messages": [HumanMessage("apple?")]})
+    assert [k["used"] for k in model.bind_kwargs] == ["any", None]
+    model2 = Recording(responses=["1.5"])
+    create_seer_agent(model2, TOOLS, pool).invoke({"messages": [HumanMessage("apple?")]})
+    assert [k["used"] for k in model2.bind_kwargs] == [None]

@@ -36,11 +36,16 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
-from ..errors import DimensionMismatchError, ImportValidationError, PoolClosedError, PoolError
-from ..experience import DEFAULT_TENANT, Experience, validate_tenant
+from ..errors import CorruptRecordError, DimensionMismatchError, ImportValidationError, PoolClosedError, PoolError
+from ..experience import DEFAULT_TENANT, Experience, Usage, validate_tenant
 from ..scoring import RecallMode, RecallQuery, ScoreBreakdown, SeerWeights, normalize, rank_key, score_candidate
 from typing import TYPE_CHECKING
 
+from ..durability import CommitPipeline, ReplayReport, RetryPolicy
+from ..hygiene import HygienePolicy, PruneReport, prune_tenant
+from ..limits import RecordLimits
+from ..redaction import Redactor
+from ..spill import SpillJournal
 from .backend import VECTOR_NAMES, Backend, DenseHit, PointData, StoredPoint
 
 __all__ = [
@@ -56,6 +61,9 @@ if TYPE_CHECKING:
     from ..intent import IntentSet
 
 logger = logging.getLogger(__name__)
+
+#: Sentinel: the default redactor (``redact=None`` turns redaction off).
+_DEFAULT_REDACTOR: Any = object()
 
 #: Margin that covers float32 rounding in the engine's dot products when proving exactness.
 _EPS = 1e-5
@@ -91,10 +99,22 @@ class RecalledExperience(BaseModel):
 
 
 class CommitResult(BaseModel):
-    """Outcome of a commit: the record id and whether it was new."""
+    """Outcome of a commit: the record id and whether it was new.
+
+    ``status`` says what happened: ``"created"``, ``"present"`` (the same content was stored
+    already), ``"duplicate"`` (a near-duplicate of ``duplicate_of``, which was kept and counted;
+    ``id`` is the kept record's) or ``"spilled"`` (not stored yet: kept in ``spill_file`` for replay).
+    """
 
     id: str
     created: bool
+    status: Literal["created", "present", "duplicate", "spilled"] | None = None
+    duplicate_of: str | None = None
+    spill_file: str | None = None
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.status is None:
+            self.status = "created" if self.created else "present"
 
 
 class ImportReport(BaseModel):
@@ -114,6 +134,60 @@ class PoolStats(BaseModel):
     embedder: str | None
     total: int
     tenants: dict[str, int]
+
+
+try:  # orjson (a dependency of langsmith) parses a line with two 384-d vectors 18x faster
+    import orjson as _orjson
+except ImportError:  # pragma: no cover
+    _orjson = None
+
+
+def _loads(line: str) -> Any:
+    """``json.loads``, through orjson when it accepts the line (it refuses NaN and huge ints)."""
+    if _orjson is not None:
+        try:
+            return _orjson.loads(line)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(line)
+
+
+class _RecordCache:
+    """Validated records by id, reused when the stored record is unchanged (recall hot path).
+
+    Validating a record (content hash, pydantic) costs ~0.2 ms; recall returns the same popular
+    records again and again. A hit needs the stored record to be *equal* to the one validated,
+    so an edited or corrupted record is validated (and refused) again.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self.items: OrderedDict[str, tuple[dict[str, Any], Experience | None]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, pid: str, record: dict[str, Any]) -> Experience | None:
+        with self.lock:
+            hit = self.items.get(pid)
+            if hit is None or hit[1] is None or hit[0] != record:
+                return None
+            self.items.move_to_end(pid)
+            return hit[1]
+
+    def put(self, pid: str, record: dict[str, Any], exp: Experience) -> None:
+        """Remember a validated record. The first read of an id only notes it; from the second
+        read of the same content on, a private deep copy is kept (the caller owns ``exp``)."""
+        with self.lock:
+            seen = self.items.get(pid)
+            if seen is None or seen[0] != record:
+                self.items[pid] = (record, None)
+            elif seen[1] is None:
+                self.items[pid] = (record, exp.model_copy(deep=True))
+            self.items.move_to_end(pid)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_RECORDS = _RecordCache()
 
 
 @dataclass
@@ -152,12 +226,24 @@ class ExperiencePool:
             values that later steps and the answer used (0 keeps everything).
         strategy: how recall is computed: ``"rerank"`` (exact dense prefetch in the engine, exact
             SEER re-rank here), ``"formula"`` (the SEER score computed inside Qdrant by a
-            ``FormulaQuery``; the default for a server and for qdrant-edge) or ``"auto"``.
-        redact: a function applied to every experience before it is stored (secrets, PII).
+            ``FormulaQuery``; the default for a server), ``"index"`` (an in-process exact scoring
+            index beside the engine, see :mod:`seer_langgraph.pool.index`; the default for embedded
+            engines when numba is installed) or ``"auto"``.
+        redact: a function applied to every experience before it is stored; by default a
+            :class:`~seer_langgraph.redaction.Redactor` (API keys, tokens, passwords, e-mails, card
+            numbers). ``None`` stores records as they are.
         allow_embedder_change: accept embeddings whose name differs from the one the collection
             was built with (the dimension must still match).
         intents: the intent label set; when given, an experience or a recall with an intent
             outside it raises :class:`~seer_langgraph.errors.UnknownIntentError`.
+        limits: size limits of a record (:class:`~seer_langgraph.limits.RecordLimits`).
+        hygiene: near-duplicate detection, size cap per tenant, pruning
+            (:class:`~seer_langgraph.hygiene.HygienePolicy`).
+        retry: retries of a failing embedder or engine (:class:`~seer_langgraph.durability.RetryPolicy`).
+        spill_dir: directory of the commit journal: commits are journaled before they are written
+            and kept there when they fail, for replay (:mod:`seer_langgraph.spill`). ``open_pool``
+            sets ``<path>/spill`` for embedded pools; ``None`` (the default here): no journal,
+            failed commits raise after the retries.
     """
 
     def __init__(
@@ -167,26 +253,45 @@ class ExperiencePool:
         *,
         tenant: str = DEFAULT_TENANT,
         max_observation_chars: int = 2000,
-        strategy: Literal["auto", "rerank", "formula"] = "auto",
-        redact: Callable[[Experience], Experience] | None = None,
+        strategy: Literal["auto", "rerank", "formula", "index"] = "auto",
+        redact: Callable[[Experience], Experience] | None = _DEFAULT_REDACTOR,  # type: ignore[assignment]
         allow_embedder_change: bool = False,
         intents: "IntentSet | dict[str, str] | None" = None,
         embed_cache_size: int = 256,
+        limits: RecordLimits | None = None,
+        hygiene: HygienePolicy | None = None,
+        retry: RetryPolicy | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        if strategy not in ("auto", "rerank", "formula"):
-            raise ValueError(f"strategy must be 'auto', 'rerank' or 'formula', got {strategy!r}")
+        if strategy not in ("auto", "rerank", "formula", "index"):
+            raise ValueError(f"strategy must be 'auto', 'rerank', 'formula' or 'index', got {strategy!r}")
         if strategy == "formula" and not hasattr(backend, "formula_search"):
             raise ValueError(f"backend {backend.name!r} cannot compute the score in the engine; use strategy='rerank'")
+        from .index import IndexedBackend, check_index_strategy, index_available
+
+        if strategy == "index":
+            check_index_strategy(backend)
         if strategy == "auto":
-            # measured (benchmarks/edge_vs_client_quick.py): in-engine scoring wins on a server and on
-            # qdrant-edge; qdrant-client's local mode evaluates formulas in Python, so re-rank here
-            strategy = "formula" if backend.name.endswith(":server") or backend.name == "qdrant-edge" else "rerank"
+            # measured (benchmarks/perf.py): embedded engines use the in-process index when numba
+            # is installed; a server computes the score inside Qdrant; else in-engine scoring on
+            # qdrant-edge, re-rank here on qdrant-client's local mode (it evaluates formulas in Python)
+            if not backend.name.endswith(":server") and index_available():
+                strategy = "index"
+            else:
+                strategy = "formula" if backend.name.endswith(":server") or backend.name == "qdrant-edge" else "rerank"
+        if strategy == "index" and not isinstance(backend, IndexedBackend):
+            backend = IndexedBackend(backend)  # keeps the index in sync with every write
         self.backend = backend
         self.embeddings = embeddings
         self.tenant = validate_tenant(tenant)
         self.max_observation_chars = max_observation_chars
         self.strategy = strategy
-        self.redact = redact
+        #: runs over every experience before it is stored; a default :class:`Redactor` unless ``redact=None``
+        self.redact = Redactor() if redact is _DEFAULT_REDACTOR else (redact or None)
+        #: size limits of a record (see :mod:`seer_langgraph.limits`)
+        self.limits = limits or RecordLimits()
+        #: near-duplicates, size cap, pruning (see :mod:`seer_langgraph.hygiene`)
+        self.hygiene = hygiene or HygienePolicy()
         self.allow_embedder_change = allow_embedder_change
         if isinstance(intents, dict):
             from ..intent import IntentSet
@@ -199,6 +304,12 @@ class ExperiencePool:
         self._lock = threading.RLock()
         self._closed = False
         self._checked_dim: int | None = None
+        #: journal, retries and spill (see :mod:`seer_langgraph.durability`); ``spill_dir=None``: no journal
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
+        self._pipeline = CommitPipeline(self, SpillJournal(self.spill_dir) if self.spill_dir is not None else None, retry)
+        #: run by :meth:`close` before / after the engine is released (a shared pool's server and lock)
+        self._close_hooks: list[Callable[[], None]] = []
+        self._released_hooks: list[Callable[[], None]] = []
 
     # -- helpers ----------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -267,10 +378,14 @@ class ExperiencePool:
         if tenant is not None and exp.tenant != tenant:
             exp = exp.model_copy(update={"tenant": validate_tenant(tenant), "id": "", "content_hash": ""})
             exp = Experience.model_validate(exp.model_dump())
+        self.limits.check(exp)
         if self.redact is not None:
             exp = self.redact(exp)
+            if not isinstance(exp, Experience):
+                raise TypeError(f"the redact function must return an Experience, got {type(exp).__name__}")
         if self.max_observation_chars:
             exp = exp.truncated(self.max_observation_chars)
+        self.limits.check_stored(exp)
         return exp
 
     @staticmethod
@@ -285,9 +400,33 @@ class ExperiencePool:
 
     @staticmethod
     def _to_experience(point: StoredPoint) -> Experience:
-        data = dict(point.payload.get("record") or {})
+        """The stored record, validated: a record whose content no longer matches its content hash
+        (edited, torn, corrupted) raises :class:`CorruptRecordError` instead of being returned."""
+        record = point.payload.get("record") or {}
+        cached = _RECORDS.get(point.id, record)
+        if cached is not None:  # the same stored content, validated before: only the usage differs
+            # a deep copy (about half the cost of validating): callers may modify what they get
+            return cached.model_copy(update={"usage": Usage.model_validate(point.payload.get("usage") or {})}, deep=True)
+        data = dict(record)
         data["usage"] = point.payload.get("usage") or {}
-        return Experience.model_validate(data)
+        try:
+            exp = Experience.model_validate(data)
+            _RECORDS.put(point.id, record, exp)  # kept from its second read on (a private copy)
+            return exp
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise CorruptRecordError(
+                f"stored record {point.id} is corrupt ({first['msg']}); it is skipped by recall and list. "
+                "Find such records with `seer pool verify` and delete them (or restore them from an export)"
+            ) from None
+
+    def _valid_experiences(self, points: Iterable[StoredPoint]) -> Iterator[tuple[StoredPoint, Experience]]:
+        """Points with their validated records; corrupt ones are skipped with a warning."""
+        for p in points:
+            try:
+                yield p, self._to_experience(p)
+            except CorruptRecordError as exc:
+                logger.warning("%s", exc)
 
     def _texts(self, exp: Experience) -> list[str]:
         return [exp.trajectory_text(), exp.request]
@@ -378,16 +517,37 @@ class ExperiencePool:
         tenant: str | None = None,
         vectors: list[dict[str, Sequence[float]]] | None = None,
     ) -> list[CommitResult]:
-        """Store several experiences; each is written whole or not at all."""
+        """Store several experiences; each is written whole or not at all.
+
+        Each is redacted, size-checked and truncated, journaled (when the pool has a spill
+        directory), embedded and written, with retries; near-duplicates are counted on the record
+        they duplicate instead of stored. A commit that still fails is kept in the journal and
+        reported as ``status="spilled"`` (see :mod:`seer_langgraph.durability`).
+        """
         self._check_open()
+        exps, vecs = self._commit_inputs(experiences, tenant, vectors)
+        return self._pipeline.commit(exps, vecs)
+
+    def _commit_inputs(
+        self, experiences: Iterable[Experience], tenant: str | None, vectors: list[dict[str, Sequence[float]]] | None
+    ) -> tuple[list[Experience], list[dict[str, np.ndarray]] | None]:
+        if isinstance(experiences, (Experience, str, bytes, dict)):
+            raise TypeError(f"commit_many takes an iterable of Experience, got {type(experiences).__name__}")
         exps = [self._prepare(e, tenant) for e in experiences]
         if vectors is None:
-            vecs = self._embed_experiences(exps)
-        else:
-            if len(vectors) != len(exps):
-                raise ValueError(f"got {len(vectors)} vector sets for {len(exps)} experiences")
-            vecs = [self._validate_vectors(v, f"experience {e.id}") for v, e in zip(vectors, exps)]
-        return self._write(exps, vecs)
+            return exps, None
+        if len(vectors) != len(exps):
+            raise ValueError(f"got {len(vectors)} vector sets for {len(exps)} experiences")
+        vecs = []
+        for v, e in zip(vectors, exps):
+            if not isinstance(v, dict):
+                raise TypeError(f"experience {e.id}: vectors must be a dict {{'traj': [...], 'query': [...]}}, got {type(v).__name__}")
+            vecs.append(self._validate_vectors(v, f"experience {e.id}"))
+        dim = self._checked_dim or (self.backend.dimension() if vecs else None)
+        for v, e in zip(vecs, exps):
+            if dim is not None and v["traj"].shape[0] != dim:
+                raise DimensionMismatchError(f"experience {e.id}: vectors have {v['traj'].shape[0]} dimensions, the collection {dim}")
+        return exps, vecs
 
     async def acommit(self, experience: Experience, *, tenant: str | None = None, vectors: dict[str, Sequence[float]] | None = None) -> CommitResult:
         """Async twin of :meth:`commit`."""
@@ -402,20 +562,48 @@ class ExperiencePool:
     ) -> list[CommitResult]:
         """Async twin of :meth:`commit_many`."""
         self._check_open()
-        exps = [self._prepare(e, tenant) for e in experiences]
-        if vectors is None:
-            vecs = await self._aembed_experiences(exps)
-        else:
-            vecs = [self._validate_vectors(v, f"experience {e.id}") for v, e in zip(vectors, exps)]
-        return await asyncio.to_thread(self._write, exps, vecs)
+        exps, vecs = self._commit_inputs(experiences, tenant, vectors)
+        return await self._pipeline.acommit(exps, vecs)
+
+    # -- durability and hygiene -------------------------------------------------------------
+    def replay_spill(self) -> ReplayReport:
+        """Store the commits waiting in the spill journals (this pool's and orphans'); see :mod:`seer_langgraph.durability`."""
+        self._check_open()
+        return self._pipeline.replay()
+
+    async def areplay_spill(self) -> ReplayReport:
+        """Async twin of :meth:`replay_spill`."""
+        return await asyncio.to_thread(self.replay_spill)
+
+    def spill_pending(self) -> int:
+        """How many commits wait in the spill journals for a replay (0 without a spill directory)."""
+        journal = self._pipeline.journal
+        return len(journal.pending()) if journal is not None else 0
+
+    def prune(self, max_records: int | None = None, *, tenant: str | None = None, dry_run: bool = False) -> PruneReport:
+        """Drop the tenant's least useful records until at most ``max_records`` are left.
+
+        Least useful first: the lowest Laplace-smoothed success rate, then the least recalled,
+        then the oldest (see :mod:`seer_langgraph.hygiene`). ``max_records`` defaults to the
+        policy's ``max_per_tenant``; ``dry_run`` reports without deleting.
+        """
+        self._check_open()
+        cap = self.hygiene.max_per_tenant if max_records is None else max_records
+        if cap is None:
+            raise ValueError("say how many records to keep: prune(max_records=N), or set HygienePolicy(max_per_tenant=N)")
+        return prune_tenant(self, self._tenant(tenant), cap, dry_run=dry_run)
+
+    async def aprune(self, max_records: int | None = None, *, tenant: str | None = None, dry_run: bool = False) -> PruneReport:
+        """Async twin of :meth:`prune`."""
+        return await asyncio.to_thread(self.prune, max_records, tenant=tenant, dry_run=dry_run)
 
     def delete(self, ids: str | Iterable[str], *, tenant: str | None = None) -> int:
         """Delete experiences of ``tenant`` by id; ids of other tenants are left alone. Returns how many."""
         self._check_open()
         t = self._tenant(tenant)
-        wanted = [ids] if isinstance(ids, str) else list(ids)
+        wanted = [ids] if isinstance(ids, str) else list(dict.fromkeys(ids))  # an id listed twice counts once
         with self._lock:
-            own = [p.id for p in self.backend.retrieve(wanted, t)]
+            own = list(dict.fromkeys(p.id for p in self.backend.retrieve(wanted, t)))
             self.backend.delete(own)
         return len(own)
 
@@ -461,7 +649,7 @@ class ExperiencePool:
         self._check_open()
         with self._lock:
             points, nxt = self.backend.scroll(self._tenant(tenant), limit, offset)
-        return [self._to_experience(p) for p in points], nxt
+        return [e for _, e in self._valid_experiences(points)], nxt
 
     async def alist(self, *, tenant: str | None = None, limit: int = 100, offset: str | None = None) -> tuple[list[Experience], str | None]:
         """Async twin of :meth:`list`."""
@@ -514,17 +702,21 @@ class ExperiencePool:
                 raise DimensionMismatchError(
                     f"the query vector has {query.vector.shape[0]} dimensions, the pool's collection {dim}"
                 )
-            if self.strategy == "formula":
+            fetched: dict[str, StoredPoint] = {}
+            if self.strategy == "index":
+                ranked = self._search_index(query, t, fetched)
+            elif self.strategy == "formula":
                 ranked = self._search_formula(query, t)
             else:
                 ranked = self._search_rerank(query, t)
-            points = {p.id: p for p in self.backend.retrieve([r.id for r in ranked], t)}
+            missing = [r.id for r in ranked if r.id not in fetched]
+            points = {**fetched, **{p.id: p for p in self.backend.retrieve(missing, t)}} if missing else fetched
         out = []
+        valid = {p.id: e for p, e in self._valid_experiences(points[r.id] for r in ranked if r.id in points)}
         for r in ranked:
-            if r.id in points:
-                out.append(
-                    RecalledExperience(experience=self._to_experience(points[r.id]), s1=r.s1, s2=r.s2, s3=r.s3, score=r.score)
-                )
+            if r.id in valid:
+                # validated already: constructing with validation would re-hash the record (~0.1 ms each)
+                out.append(RecalledExperience.model_construct(experience=valid[r.id], s1=r.s1, s2=r.s2, s3=r.s3, score=r.score))
         return out
 
     async def asearch(self, query: RecallQuery, *, tenant: str | None = None) -> list[RecalledExperience]:
@@ -549,6 +741,32 @@ class ExperiencePool:
         if query.min_score is not None:
             kth = max(kth, query.min_score)
         return kth
+
+    def _search_index(self, query: RecallQuery, tenant: str, fetched: dict[str, StoredPoint]) -> list[ScoreBreakdown]:
+        """Exact top k via the in-process index (:mod:`.index`): bounds prune, :meth:`_exact` decides.
+
+        The few rows the bounds cannot rule out are fetched from the engine (vectors and payload,
+        kept in ``fetched`` for the results) and scored by :meth:`_exact`, like every strategy.
+        """
+        from .index import IndexOutOfSyncError
+
+        fetch = getattr(self.backend, "retrieve_scoring", None)  # the one vector needed, not both
+
+        def evaluate(ids: list[str]) -> list[ScoreBreakdown]:
+            if fetch is not None:
+                got = fetch(ids, tenant, query.vector_name, full_payload=True)
+            else:
+                got = self.backend.retrieve(ids, tenant, with_vectors=True)
+            if len(got) != len(set(ids)):
+                raise IndexOutOfSyncError(f"{len(set(ids)) - len(got)} indexed id(s) are not in tenant {tenant!r}")
+            fetched.update((p.id, p) for p in got)
+            hits = [
+                DenseHit(p.id, 0.0, p.vectors[query.vector_name], tuple(p.payload.get("tools") or ()), p.payload.get("intent"))
+                for p in got
+            ]
+            return self._exact(query, hits)
+
+        return self.backend.index_search(query, tenant, evaluate)  # type: ignore[attr-defined]
 
     def _search_rerank(self, query: RecallQuery, tenant: str) -> list[ScoreBreakdown]:
         """Exact dense prefetch of M, exact SEER re-rank, widen M until the bound proves exactness.
@@ -705,7 +923,7 @@ class ExperiencePool:
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(line)
+                    row = _loads(line)
                 except json.JSONDecodeError as exc:
                     errors.append((lineno, f"not valid JSON: {exc.msg} (column {exc.colno})"))
                     continue
@@ -789,7 +1007,18 @@ class ExperiencePool:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self.backend.close()
+                for hook in list(self._close_hooks):
+                    try:
+                        hook()
+                    except Exception as exc:  # pragma: no cover - a hook never blocks the close
+                        logger.warning("close hook failed (%s)", exc)
+                try:
+                    self.backend.close()
+                finally:
+                    if self._pipeline.journal is not None:
+                        self._pipeline.journal.close()  # what is still pending stays for the next opener
+                    for hook in list(self._released_hooks):
+                        hook()
 
     async def aclose(self) -> None:
         """Async twin of :meth:`close`."""

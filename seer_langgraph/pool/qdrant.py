@@ -11,7 +11,7 @@ is computed inside Qdrant by a ``FormulaQuery`` (see :meth:`QdrantClientBackend.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 from qdrant_client import QdrantClient, models
@@ -28,21 +28,73 @@ _SCORING_FIELDS = ["tenant", "intent", "tools"]
 class QdrantCollectionSettings:
     """Collection settings passed to Qdrant when the collection is created (server / cluster).
 
-    The defaults suit one server. For a cluster see ``docs/SCALING.md``: shard by tenant with
-    ``sharding_method="custom"`` or rely on the ``is_tenant`` index, set ``replication_factor``
-    >= 2 and ``write_consistency_factor`` for durability, and scalar int8 quantization to keep
-    vectors in RAM.
+    The defaults suit one server. For a cluster see ``docs/SCALING.md``: the ``is_tenant``
+    payload index (always created) co-locates each tenant's points; ``sharding_method="custom"``
+    gives each tenant (or group of tenants, see ``shard_key``) its own shard key, so its reads and
+    writes touch only its shards; ``replication_factor`` >= 2 with ``write_consistency_factor``
+    for durability; int8 scalar quantization and ``on_disk_vectors`` to keep RAM small.
+
+    Args:
+        shard_number: shards of the collection (``auto`` sharding), or per shard key (``custom``).
+        sharding_method: ``"auto"`` (Qdrant spreads points by id) or ``"custom"`` (by shard key).
+        shard_key: with ``custom`` sharding, the shard key of a tenant (default: the tenant itself).
+            Map small tenants onto a few shared keys (e.g. ``lambda t: "small"``) and give big ones
+            their own; the tenant filter still applies inside a key. Keys are created on first write.
+        shard_key_shards: shards per shard key (``create_shard_key(shards_number=...)``).
+        replication_factor, write_consistency_factor: copies of each shard, and how many must
+            acknowledge a write.
+        on_disk_payload, on_disk_vectors: keep payloads / original vectors on disk (mmap).
+        hnsw_m, hnsw_ef_construct, hnsw_payload_m: HNSW graph; ``hnsw_m=0`` with
+            ``hnsw_payload_m=16`` builds one graph per tenant only (Qdrant's multitenancy layout).
+        int8_quantization: scalar int8 quantization of both vectors, kept in RAM.
+        exact_search: prefetches and dense searches scan the tenant exactly (the default, and what
+            makes recall exact). ``False`` uses HNSW (with ``hnsw_ef`` and, when quantized,
+            rescoring with ``quantization_oversampling``): for tenants far past ~1M points, where
+            a full scan is too slow; recall is then approximate.
+        extra: more keyword arguments for ``create_collection``.
     """
 
     shard_number: int | None = None
+    sharding_method: str | None = None
+    shard_key: Callable[[str], str] | None = None
+    shard_key_shards: int | None = None
     replication_factor: int | None = None
     write_consistency_factor: int | None = None
     on_disk_payload: bool | None = None
+    on_disk_vectors: bool | None = None
     hnsw_m: int | None = None
     hnsw_ef_construct: int | None = None
     hnsw_payload_m: int | None = 16
     int8_quantization: bool = False
+    exact_search: bool = True
+    hnsw_ef: int | None = None
+    quantization_oversampling: float | None = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.sharding_method not in (None, "auto", "custom"):
+            raise ValueError(f"sharding_method must be 'auto' or 'custom', got {self.sharding_method!r}")
+        if self.shard_key is not None and self.sharding_method != "custom":
+            raise ValueError("shard_key needs sharding_method='custom'")
+
+    @property
+    def custom_sharding(self) -> bool:
+        return self.sharding_method == "custom"
+
+    def shard_key_of(self, tenant: str) -> str | None:
+        """The shard key of ``tenant`` (``None`` unless ``sharding_method="custom"``)."""
+        if not self.custom_sharding:
+            return None
+        return self.shard_key(tenant) if self.shard_key is not None else tenant
+
+    def search_params(self) -> models.SearchParams:
+        """Search parameters of every prefetch and dense search on a server."""
+        if self.exact_search:
+            return models.SearchParams(exact=True)
+        quant = None
+        if self.int8_quantization:
+            quant = models.QuantizationSearchParams(rescore=True, oversampling=self.quantization_oversampling)
+        return models.SearchParams(hnsw_ef=self.hnsw_ef, quantization=quant)
 
     def create_kwargs(self, dim: int) -> dict[str, Any]:
         """Keyword arguments for ``QdrantClient.create_collection`` (without the name)."""
@@ -52,7 +104,7 @@ class QdrantCollectionSettings:
                 scalar=models.ScalarQuantizationConfig(type=models.ScalarType.INT8, always_ram=True)
             )
         vectors = {
-            name: models.VectorParams(size=dim, distance=models.Distance.DOT, quantization_config=quant)
+            name: models.VectorParams(size=dim, distance=models.Distance.DOT, quantization_config=quant, on_disk=self.on_disk_vectors)
             for name in VECTOR_NAMES
         }
         hnsw = None
@@ -63,6 +115,8 @@ class QdrantCollectionSettings:
             value = getattr(self, key)
             if value is not None:
                 kwargs[key] = value
+        if self.sharding_method is not None:
+            kwargs["sharding_method"] = models.ShardingMethod(self.sharding_method)
         kwargs.update(self.extra)
         return kwargs
 
@@ -115,6 +169,7 @@ class QdrantClientBackend:
         else:
             self.name = "qdrant-client:server"
         self._dim: int | None = None
+        self._shard_keys: set[str] = set()
 
     # -- collection -----------------------------------------------------------------------
     def dimension(self) -> int | None:
@@ -148,24 +203,49 @@ class QdrantClientBackend:
         self._dim = dim
 
     # -- writes ---------------------------------------------------------------------------
+    def _key(self, tenant: str) -> str | None:
+        """The shard key selector of ``tenant`` (custom sharding), else ``None``."""
+        return self.settings.shard_key_of(tenant) if not self.is_local else None
+
+    def _ensure_shard_key(self, key: str) -> None:
+        if key in self._shard_keys:
+            return
+        try:
+            self.client.create_shard_key(
+                self.collection,
+                key,
+                shards_number=self.settings.shard_key_shards,
+                replication_factor=self.settings.replication_factor,
+            )
+        except Exception as exc:  # created by another writer meanwhile
+            if "already exists" not in str(exc):
+                raise
+        self._shard_keys.add(key)
+
     def upsert(self, points: list[PointData]) -> None:
         if not points:
             return
-        structs = [
-            models.PointStruct(
-                id=p.id,
-                vector={name: np.asarray(v, dtype=np.float32).tolist() for name, v in p.vectors.items()},
-                payload=p.payload,
+        groups: dict[str | None, list[models.PointStruct]] = {}
+        for p in points:
+            key = self._key(p.payload.get("tenant", ""))
+            groups.setdefault(key, []).append(
+                models.PointStruct(
+                    id=p.id,
+                    vector={name: np.asarray(v, dtype=np.float32).tolist() for name, v in p.vectors.items()},
+                    payload=p.payload,
+                )
             )
-            for p in points
-        ]
-        self.client.upsert(self.collection, points=structs, wait=True)
+        for key, structs in groups.items():  # one request per shard key
+            if key is not None:
+                self._ensure_shard_key(key)
+            self.client.upsert(self.collection, points=structs, wait=True, shard_key_selector=key)
 
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        # no shard key: Qdrant applies the update on every shard that holds the id
         self.client.set_payload(self.collection, payload=payload, points=[point_id], wait=True)
 
     def delete(self, ids: list[str]) -> None:
-        if ids:
+        if ids:  # no shard key: every shard deletes the ids it holds
             self.client.delete(self.collection, points_selector=models.PointIdsList(points=list(ids)), wait=True)
 
     # -- reads ----------------------------------------------------------------------------
@@ -178,7 +258,9 @@ class QdrantClientBackend:
     def retrieve(self, ids: list[str], tenant: str, with_vectors: bool = False) -> list[StoredPoint]:
         if not ids or self.dimension() is None:
             return []
-        recs = self.client.retrieve(self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors)
+        recs = self.client.retrieve(
+            self.collection, ids=list(ids), with_payload=True, with_vectors=with_vectors, shard_key_selector=self._key(tenant)
+        )
         out = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
         return [p for p in out if p.payload.get("tenant") == tenant]
 
@@ -194,15 +276,66 @@ class QdrantClientBackend:
             offset=offset,
             with_payload=True,
             with_vectors=with_vectors,
+            shard_key_selector=self._key(tenant),
         )
         points = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
         return points, (str(nxt) if nxt is not None else None)
+
+    def scroll_scoring(self, tenant: str, limit: int, offset: str | None = None) -> tuple[list[StoredPoint], str | None]:
+        """Like :meth:`scroll` with vectors, but only the scoring payload (tenant, tools, intent)."""
+        if self.dimension() is None:
+            return [], None
+        recs, nxt = self.client.scroll(
+            self.collection,
+            scroll_filter=tenant_filter(tenant),
+            limit=limit,
+            offset=offset,
+            with_payload=_SCORING_FIELDS,
+            with_vectors=True,
+            shard_key_selector=self._key(tenant),
+        )
+        return [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs], (str(nxt) if nxt is not None else None)
+
+    def retrieve_scoring(self, ids: list[str], tenant: str, using: str, full_payload: bool = False) -> list[StoredPoint]:
+        """Like :meth:`retrieve` with the ``using`` vector only, and only the scoring payload
+        (tenant, tools, intent) unless ``full_payload``."""
+        if not ids or self.dimension() is None:
+            return []
+        recs = self.client.retrieve(
+            self.collection,
+            ids=list(ids),
+            with_payload=True if full_payload else _SCORING_FIELDS,
+            with_vectors=[using],
+            shard_key_selector=self._key(tenant),
+        )
+        out = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
+        return [p for p in out if p.payload.get("tenant") == tenant]
+
+    def point_ids(self, tenant: str) -> list[str]:
+        """Every id of ``tenant`` (no payload, no vectors)."""
+        out: list[str] = []
+        offset = None
+        while self.dimension() is not None:
+            recs, offset = self.client.scroll(
+                self.collection,
+                scroll_filter=tenant_filter(tenant),
+                limit=4096,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
+                shard_key_selector=self._key(tenant),
+            )
+            out += [str(r.id) for r in recs]
+            if offset is None:
+                break
+        return out
 
     def count(self, tenant: str | None) -> int:
         if self.dimension() is None:
             return 0
         flt = tenant_filter(tenant) if tenant is not None else None
-        return int(self.client.count(self.collection, count_filter=flt, exact=True).count)
+        key = self._key(tenant) if tenant is not None else None
+        return int(self.client.count(self.collection, count_filter=flt, exact=True, shard_key_selector=key).count)
 
     def tenants(self) -> dict[str, int]:
         if self.dimension() is None:
@@ -232,12 +365,14 @@ class QdrantClientBackend:
             with_payload=_SCORING_FIELDS,
             with_vectors=[using],
             search_params=self._exact_params(),
+            shard_key_selector=self._key(tenant),
         )
         return [self._hit(p, using) for p in res.points]
 
     def _exact_params(self) -> models.SearchParams | None:
-        """Exact search on a server; local mode is always exact (and warns if asked)."""
-        return None if self.is_local else models.SearchParams(exact=True)
+        """Exact search on a server (unless ``settings.exact_search`` is off); local mode is always
+        exact (and warns if asked)."""
+        return None if self.is_local else self.settings.search_params()
 
     def _hit(self, p: Any, using: str) -> DenseHit:
         payload = p.payload or {}
@@ -276,6 +411,7 @@ class QdrantClientBackend:
             limit=limit,
             with_payload=_SCORING_FIELDS,
             with_vectors=[using],
+            shard_key_selector=self._key(tenant),
         )
         return [self._hit(p, using) for p in res.points]
 
@@ -290,6 +426,7 @@ class QdrantClientBackend:
             offset=rank - 1,
             with_payload=False,
             search_params=self._exact_params(),
+            shard_key_selector=self._key(tenant),
         )
         return float(res.points[0].score) if res.points else None
 
