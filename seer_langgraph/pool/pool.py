@@ -543,7 +543,10 @@ class ExperiencePool:
             if not isinstance(v, dict):
                 raise TypeError(f"experience {e.id}: vectors must be a dict {{'traj': [...], 'query': [...]}}, got {type(v).__name__}")
             vecs.append(self._validate_vectors(v, f"experience {e.id}"))
-        dim = self._checked_dim or (self.backend.dimension() if vecs else None)
+        try:
+            dim = self._checked_dim or (self.backend.dimension() if vecs else None)
+        except Exception:  # the engine is unreachable: the write path retries, then spills
+            dim = None
         for v, e in zip(vecs, exps):
             if dim is not None and v["traj"].shape[0] != dim:
                 raise DimensionMismatchError(f"experience {e.id}: vectors have {v['traj'].shape[0]} dimensions, the collection {dim}")

@@ -331,3 +331,32 @@ def test_clients_can_call_only_pool_methods(tmp_path):
     assert client.count() == 0 and not owner._closed
     client.close()
     owner.close()
+
+
+def test_seer_pool_serve_owns_the_directory(tmp_path):
+    """`seer pool serve` as the dedicated owner: clients commit through it; SIGTERM stops it cleanly."""
+    import signal
+    import time
+
+    d = tmp_path / "pool"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seer_langgraph.cli", "pool", "serve", "--path", str(d), "--embeddings", "hashing"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (d / "seer_owner.json").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "timeout"
+            time.sleep(0.1)
+        client = open_pool(path=d, shared=True)
+        assert type(client).__name__ == "RemotePool"
+        assert client.commit(record(1)).status == "created" and client.count() == 1
+        client.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    again = open_pool(path=d)  # the directory is free again
+    assert again.count() == 1
+    again.close()
