@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Annotated, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain.agents.middleware.types import ToolCallRequest
@@ -27,7 +27,6 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import SystemMessage, ToolMessage
 from langgraph.config import get_config
 from langgraph.types import Command
-from typing_extensions import NotRequired
 
 from .config import SeerConfig
 from .evaluators import Evaluator, RunRecord, as_evaluator
@@ -35,25 +34,13 @@ from .history import message_text
 from .intent import IntentClassifier, IntentSet
 from .nodes import _Commit, _Recall, format_tool_error, seer_system_message
 from .pool import ExperiencePool
-from .state import merge_ids, merge_steps
+from .state import SeerFields
 
 __all__ = ["SeerAgentState", "SeerMiddleware"]
 
 
-class SeerAgentState(AgentState):
-    """``create_agent``'s state plus SEER's fields (see :class:`~seer_langgraph.state.SeerState`)."""
-
-    seer_turn: NotRequired[str | None]
-    seer_request: NotRequired[str]
-    seer_intent: NotRequired[str | None]
-    seer_steps: NotRequired[Annotated[list[dict[str, Any]], merge_steps]]
-    seer_examples: NotRequired[list[dict[str, Any]]]
-    seer_recalled_ids: NotRequired[Annotated[list[str], merge_ids]]
-    seer_reference: NotRequired[Any]
-    seer_verdict: NotRequired[dict[str, Any] | None]
-    seer_committed_id: NotRequired[str | None]
-    seer_commit_status: NotRequired[str | None]
-    seer_commit_error: NotRequired[str | None]
+class SeerAgentState(AgentState, SeerFields):
+    """``create_agent``'s state plus SEER's fields (see :class:`~seer_langgraph.state.SeerFields`)."""
 
 
 def _config() -> dict[str, Any]:

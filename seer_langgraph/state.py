@@ -17,9 +17,9 @@ from __future__ import annotations
 from typing import Any, Annotated
 
 from langgraph.graph import MessagesState
-from typing_extensions import NotRequired
+from typing_extensions import NotRequired, TypedDict
 
-__all__ = ["SeerState", "merge_ids", "merge_steps"]
+__all__ = ["SeerFields", "SeerState", "merge_ids", "merge_steps"]
 
 
 def merge_steps(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
@@ -36,8 +36,9 @@ def merge_ids(left: list[str] | None, right: list[str] | None) -> list[str]:
     return list(dict.fromkeys(list(left or []) + list(right)))
 
 
-class SeerState(MessagesState):
-    """``MessagesState`` plus SEER's fields (all optional on input)."""
+class SeerFields(TypedDict):
+    """SEER's own state fields (all optional), mixed into a messages state by :class:`SeerState`
+    and into ``create_agent``'s state by the middleware."""
 
     seer_turn: NotRequired[str | None]
     """Id of the human message that started the current turn."""
@@ -61,3 +62,7 @@ class SeerState(MessagesState):
     """What the commit did: created, present, duplicate, spilled (kept for replay) or failed."""
     seer_commit_error: NotRequired[str | None]
     """Why the run was not stored when the commit failed (the evaluator's failure is in the verdict)."""
+
+
+class SeerState(MessagesState, SeerFields):
+    """``MessagesState`` plus SEER's fields (all optional on input)."""
