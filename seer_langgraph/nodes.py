@@ -100,6 +100,18 @@ class _Recall:
         request, steps = clip_history_text(request, steps, max_chars)  # a huge history is clipped, not refused
         return trajectory_text(request, steps)
 
+    def _query_args(self, steps: list[Step], intent: str | None, config: RunnableConfig) -> dict[str, Any]:
+        """Everything recall needs besides the text: tools so far, intent, k, weights, mode, tenant."""
+        return {
+            "tools": [s.tool for s in steps],
+            "intent": intent,
+            "k": self.cfg.k,
+            "weights": self.cfg.weights,
+            "min_score": self.cfg.min_score,
+            "mode": self.cfg.mode,
+            "tenant": resolve_tenant(self.pool, self.cfg, config),
+        }
+
     def _finish(self, update: dict[str, Any], recalled: list[RecalledExperience]) -> dict[str, Any]:
         update["seer_examples"] = [r.model_dump(mode="json") for r in recalled]
         update["seer_recalled_ids"] = [r.id for r in recalled]
@@ -116,16 +128,7 @@ class _Recall:
         if not wanted:
             return update
         try:
-            recalled = self.pool.recall(
-                self._text(request, steps),
-                tools=[s.tool for s in steps],
-                intent=intent,
-                k=self.cfg.k,
-                weights=self.cfg.weights,
-                min_score=self.cfg.min_score,
-                mode=self.cfg.mode,
-                tenant=resolve_tenant(self.pool, self.cfg, config),
-            )
+            recalled = self.pool.recall(self._text(request, steps), **self._query_args(steps, intent, config))
         except Exception as exc:  # the agent answers without examples rather than failing
             logger.warning("SEER recall failed (%s: %s); continuing without examples", type(exc).__name__, exc)
             recalled = []
@@ -142,16 +145,7 @@ class _Recall:
         if not wanted:
             return update
         try:
-            recalled = await self.pool.arecall(
-                self._text(request, steps),
-                tools=[s.tool for s in steps],
-                intent=intent,
-                k=self.cfg.k,
-                weights=self.cfg.weights,
-                min_score=self.cfg.min_score,
-                mode=self.cfg.mode,
-                tenant=resolve_tenant(self.pool, self.cfg, config),
-            )
+            recalled = await self.pool.arecall(self._text(request, steps), **self._query_args(steps, intent, config))
         except Exception as exc:
             logger.warning("SEER recall failed (%s: %s); continuing without examples", type(exc).__name__, exc)
             recalled = []

@@ -264,9 +264,7 @@ class QdrantClientBackend:
         out = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
         return [p for p in out if p.payload.get("tenant") == tenant]
 
-    def scroll(
-        self, tenant: str, limit: int, offset: str | None = None, with_vectors: bool = False
-    ) -> tuple[list[StoredPoint], str | None]:
+    def _scroll(self, tenant: str, limit: int, offset: str | None, with_payload: Any, with_vectors: bool) -> tuple[list[StoredPoint], str | None]:
         if self.dimension() is None:
             return [], None
         recs, nxt = self.client.scroll(
@@ -274,27 +272,21 @@ class QdrantClientBackend:
             scroll_filter=tenant_filter(tenant),
             limit=limit,
             offset=offset,
-            with_payload=True,
+            with_payload=with_payload,
             with_vectors=with_vectors,
             shard_key_selector=self._key(tenant),
         )
         points = [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs]
         return points, (str(nxt) if nxt is not None else None)
 
+    def scroll(
+        self, tenant: str, limit: int, offset: str | None = None, with_vectors: bool = False
+    ) -> tuple[list[StoredPoint], str | None]:
+        return self._scroll(tenant, limit, offset, True, with_vectors)
+
     def scroll_scoring(self, tenant: str, limit: int, offset: str | None = None) -> tuple[list[StoredPoint], str | None]:
         """Like :meth:`scroll` with vectors, but only the scoring payload (tenant, tools, intent)."""
-        if self.dimension() is None:
-            return [], None
-        recs, nxt = self.client.scroll(
-            self.collection,
-            scroll_filter=tenant_filter(tenant),
-            limit=limit,
-            offset=offset,
-            with_payload=_SCORING_FIELDS,
-            with_vectors=True,
-            shard_key_selector=self._key(tenant),
-        )
-        return [StoredPoint(str(r.id), r.payload or {}, self._vectors(r.vector)) for r in recs], (str(nxt) if nxt is not None else None)
+        return self._scroll(tenant, limit, offset, _SCORING_FIELDS, True)
 
     def retrieve_scoring(self, ids: list[str], tenant: str, using: str, full_payload: bool = False) -> list[StoredPoint]:
         """Like :meth:`retrieve` with the ``using`` vector only, and only the scoring payload
