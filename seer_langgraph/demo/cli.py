@@ -24,6 +24,13 @@ def add_demo_parser(sub: Any) -> None:
     p.add_argument("--kinds", nargs="+", default=None, help="task kinds (default: all twelve)")
     p.add_argument("--explore", type=int, default=2, help="attempts per training task: 1 greedy + N-1 sampled")
     p.add_argument("--k", type=int, default=4, help="examples recalled per step in round 2")
+    p.add_argument(
+        "--teacher", default="none",
+        help="who solves the training tasks the agent failed on every attempt: none (the pool holds only the agent's own "
+             "verified successes) | expert (the world's scripted solver, standing in for a person showing how) | "
+             "openai:NAME (a stronger model); verified trajectories are imported through the pool's JSONL import",
+    )
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for the local model (default: half the CPUs)")
     p.add_argument("--render-style", default="auto", help="auto (hermes for local models, json otherwise) | json | hermes | plain")
     p.add_argument("--out", default="seer-demo", help="output directory (pool, report JSON, PNG)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -56,6 +63,20 @@ def _embeddings(choice: str) -> Any:
     return HashingEmbeddings()
 
 
+def _teacher(choice: str, world: Any, pool: Any, style: str) -> Any:
+    from .runner import model_teacher
+
+    if choice in ("", "none"):
+        return None
+    if choice == "expert":
+        return world.expert_solution
+    if choice.startswith(("openai:", "local")):
+        from ..local.models import load_chat_model
+
+        return model_teacher(sampled(load_chat_model(choice), 0), world, pool, render_style=style)
+    raise SystemExit(f"--teacher {choice!r}: expected none, expert, openai:NAME or local[:NAME]")
+
+
 def run_demo_command(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -69,7 +90,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]seer demo[/bold]: model {args.model}, seeds {args.seeds}, output {out}/")
-    base = load_chat_model(args.model)
+    base = load_chat_model(args.model, **({"n_threads": args.threads} if args.threads and args.model.startswith("local") else {}))
     emb = _embeddings(args.embeddings)
     style = args.render_style if args.render_style != "auto" else "json"
     if args.model.startswith("local") and "stop" in type(base).model_fields:
@@ -78,7 +99,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
 
     def show(r: TaskResult) -> None:
         mark = "[green]ok  [/green]" if r.success else "[red]fail[/red]"
-        label = f"{r.round}{'' if r.round == 'train' else (' k=' + str(r.k))}"
+        label = f"{r.round}{'' if r.round in ('train', 'teacher') else (' k=' + str(r.k))}"
         console.print(
             f"{mark} {label:<9} {r.kind:<26} {r.difficulty:<4} attempt {r.attempt}  steps {r.steps}  "
             f"recalled {r.recalled}  {r.seconds:5.1f}s  answer {str(r.answer)[:30]!r} (expected {r.expected!r})"
@@ -91,6 +112,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
         if pool_dir.exists():
             shutil.rmtree(pool_dir)  # each run starts from an empty pool
         pool = open_pool(path=pool_dir, embeddings=emb)
+        teacher = _teacher(args.teacher, world, pool, style)
+        taught_file = out / f"taught-seed{seed}.jsonl"
+        taught_file.unlink(missing_ok=True)
         try:
             rep = run_demo(
                 world,
@@ -104,6 +128,9 @@ def run_demo_command(args: argparse.Namespace) -> int:
                 seed=seed,
                 on_result=show,
                 render_style=style,
+                teacher=teacher,
+                teacher_name=args.teacher,
+                taught_file=taught_file,
             )
         finally:
             pool.close()
@@ -128,6 +155,10 @@ def run_demo_command(args: argparse.Namespace) -> int:
             f"{sum(x.seconds for x in allrows):.0f}",
         )
     console.print(table)
+    for rep in reports:
+        taught = sum(t.committed for t in rep.taught)
+        source = f", {taught} taught by --teacher {rep.teacher} (imported after the agent failed)" if rep.teacher else ""
+        console.print(f"seed {rep.seed}: the pool holds {rep.pool_size} verified experiences: {rep.pool_size - taught} the agent's own{source}")
     png = plot_report(reports, out / "learning_curve.png")
     summary = {"seeds": [r.summary() for r in reports], "png": str(png)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

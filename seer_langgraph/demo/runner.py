@@ -8,6 +8,12 @@ tasks can recall them. Round 2 runs new tasks of the same kinds twice -- with re
 Success is strict (:class:`ShopJudge`): the answer must match the ground truth *and* every tool of
 the task's gold chain must have run without error, so a right number reached by a guess is not
 committed.
+
+Optionally a *teacher* solves the training tasks the agent failed on every attempt -- the world's
+scripted expert (standing in for a person who shows how, a human-approved run) or a stronger model.
+Its trajectory is judged by the same strict judge and, only if verified, written to a JSONL file and
+imported through :meth:`ExperiencePool.import_jsonl` -- the same path as ``seer pool import`` --
+labelled ``verdict.source = "teacher:..."`` so own and taught experience stay distinguishable.
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from ..config import SeerConfig
 from ..evaluators import BaseEvaluator, ReferenceMatch, RunRecord
-from ..experience import Verdict
+from ..experience import Experience, Step, Verdict
 from ..graph import create_seer_agent
 from ..pool import ExperiencePool
 from .world import ShopWorld, Task
 
-__all__ = ["DemoReport", "ShopJudge", "TaskResult", "plot_report", "run_demo", "run_task"]
+__all__ = ["DemoReport", "ShopJudge", "TaskResult", "Teacher", "model_teacher", "plot_report", "run_demo", "run_task", "teach"]
+
+Teacher = Callable[[Task], "tuple[list[Step], str | None]"]
+"""Solves a task: returns the steps it took (tool, args, observation) and its final answer."""
 
 SYSTEM_PROMPT = (
     "You answer questions about a shop by calling tools. Call exactly one tool at a time and wait for its result. "
@@ -86,8 +95,11 @@ class DemoReport:
     train: list[TaskResult] = field(default_factory=list)
     test_recall: list[TaskResult] = field(default_factory=list)
     test_no_recall: list[TaskResult] = field(default_factory=list)
+    teacher: str | None = None
+    taught: list[TaskResult] = field(default_factory=list)
     pool_size: int = 0
     pool_sizes: list[int] = field(default_factory=list)
+    own_sizes: list[int] = field(default_factory=list)
 
     @staticmethod
     def accuracy(results: Sequence[TaskResult], difficulty: str | None = None) -> float:
@@ -111,6 +123,8 @@ class DemoReport:
             "model": self.model,
             "seed": self.seed,
             "pool_size": self.pool_size,
+            "teacher": self.teacher,
+            "taught_imported": sum(r.committed for r in self.taught),
             "train_success_any_attempt": len({r.task_id for r in self.train if r.success}),
             "train_tasks": len({r.task_id for r in self.train}),
             "with_recall": block(self.test_recall),
@@ -120,7 +134,8 @@ class DemoReport:
     def to_json(self) -> str:
         return json.dumps(
             {"summary": self.summary(), "train": [asdict(r) for r in self.train], "test_recall": [asdict(r) for r in self.test_recall],
-             "test_no_recall": [asdict(r) for r in self.test_no_recall], "pool_sizes": self.pool_sizes},
+             "test_no_recall": [asdict(r) for r in self.test_no_recall], "taught": [asdict(r) for r in self.taught],
+             "pool_sizes": self.pool_sizes, "own_sizes": self.own_sizes},
             indent=2,
         )
 
@@ -141,21 +156,9 @@ def run_task(
 ) -> TaskResult:
     """Run one task through the prebuilt SEER agent and judge it strictly."""
     judge = ShopJudge(task)
-    cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400, render_style=render_style,
-        require_tool_first=True,  # every shop question needs a lookup: the same rule with and without recall
-    )
-    agent = create_seer_agent(model, world.tools(), pool, evaluator=judge if commit else None, config=cfg, intents=intents)
-    start = time.perf_counter()
-    error = None
-    try:
-        out = agent.invoke({"messages": [HumanMessage(task.question)]}, config={"recursion_limit": 4 * max_steps + 10})
-    except Exception as exc:  # a crashed run is a failed run, reported, not a crashed demo
-        out = {"messages": [HumanMessage(task.question)]}
-        error = f"{type(exc).__name__}: {exc}"[:300]
-    seconds = time.perf_counter() - start
+    out, answer, error, seconds = _run_agent(task, world, model, pool, k=k, evaluator=judge if commit else None,
+                                             max_steps=max_steps, intents=intents, render_style=render_style)
     msgs = out["messages"]
-    last = msgs[-1] if msgs else None
-    answer = last.content if isinstance(last, AIMessage) and not last.tool_calls else None
     # round 1 commits through the agent's own judge; round 2 is judged here, with the same judge
     verdict = out.get("seer_verdict") if commit and out.get("seer_verdict") else judge.evaluate(
         RunRecord(request=task.question, answer=answer if isinstance(answer, str) else None, steps=_steps(out))
@@ -169,7 +172,7 @@ def run_task(
         k=k,
         attempt=attempt,
         success=bool(verdict["success"]),
-        answer=answer if isinstance(answer, str) else None,
+        answer=answer,
         expected=task.answer,
         steps=len(tool_msgs),
         tool_errors=sum(m.status == "error" for m in tool_msgs),
@@ -177,6 +180,85 @@ def run_task(
         seconds=seconds,
         committed=bool(out.get("seer_committed_id")),
         error=error,
+    )
+
+
+def _run_agent(
+    task: Task, world: ShopWorld, model: BaseChatModel, pool: ExperiencePool, *, k: int, evaluator: BaseEvaluator | None,
+    max_steps: int, intents: dict[str, str] | None, render_style: str,
+) -> tuple[dict[str, Any], str | None, str | None, float]:
+    cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400, render_style=render_style,
+        require_tool_first=True,  # every shop question needs a lookup: the same rule with and without recall
+    )
+    agent = create_seer_agent(model, world.tools(), pool, evaluator=evaluator, config=cfg, intents=intents)
+    start = time.perf_counter()
+    error = None
+    try:
+        out = agent.invoke({"messages": [HumanMessage(task.question)]}, config={"recursion_limit": 4 * max_steps + 10})
+    except Exception as exc:  # a crashed run is a failed run, reported, not a crashed demo
+        out = {"messages": [HumanMessage(task.question)]}
+        error = f"{type(exc).__name__}: {exc}"[:300]
+    seconds = time.perf_counter() - start
+    msgs = out["messages"]
+    last = msgs[-1] if msgs else None
+    answer = last.content if isinstance(last, AIMessage) and not last.tool_calls and isinstance(last.content, str) else None
+    return out, answer, error, seconds
+
+
+def model_teacher(model: BaseChatModel, world: ShopWorld, pool: ExperiencePool, *, k: int = 2, render_style: str = "json") -> Teacher:
+    """A stronger model as the teacher: it runs the same agent (recalling from the same pool)."""
+
+    def solve(task: Task) -> tuple[list[Step], str | None]:
+        out, answer, _, _ = _run_agent(task, world, model, pool, k=k, evaluator=None, max_steps=8, intents=None, render_style=render_style)
+        return list(_steps(out)), answer
+
+    return solve
+
+
+def teach(task: Task, teacher: Teacher, pool: ExperiencePool, jsonl: str | Path, *, source: str) -> TaskResult:
+    """Let ``teacher`` solve ``task``; if the strict judge verifies it, import it into ``pool``.
+
+    The verified trajectory is appended to ``jsonl`` (kept for inspection) and imported with
+    :meth:`ExperiencePool.import_jsonl`; an unverified one is reported and not imported.
+
+    >>> from seer_langgraph.pool import open_pool
+    >>> from seer_langgraph.embeddings import HashingEmbeddings
+    >>> import tempfile, os
+    >>> world = ShopWorld(seed=1)
+    >>> task = world.tasks(1, kinds=["order_value"], seed=3)[0]
+    >>> pool = open_pool(embeddings=HashingEmbeddings())
+    >>> d = tempfile.mkdtemp()
+    >>> r = teach(task, world.expert_solution, pool, os.path.join(d, "taught.jsonl"), source="expert")
+    >>> r.success, r.committed, pool.count()
+    (True, True, 1)
+    """
+    start = time.perf_counter()
+    error = None
+    try:
+        steps, answer = teacher(task)
+    except Exception as exc:
+        steps, answer, error = [], None, f"{type(exc).__name__}: {exc}"[:300]
+    verdict = ShopJudge(task).evaluate(RunRecord(request=task.question, answer=answer, steps=steps))
+    imported = False
+    if verdict.success:
+        exp = Experience(request=task.question, steps=steps, answer=str(answer), tenant=pool.tenant,
+                         verdict=verdict.model_copy(update={"source": f"teacher:{source}"}), metadata={"taught_by": source, "task_kind": task.kind})
+        path = Path(jsonl)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        one = path.with_name(f".{path.name}.{exp.id}.tmp")
+        line = exp.model_dump_json() + "\n"
+        one.write_text(line)
+        try:
+            rep = pool.import_jsonl(one)
+        finally:
+            one.unlink(missing_ok=True)
+        with path.open("a") as fh:
+            fh.write(line)
+        imported = bool(rep.imported)
+    return TaskResult(
+        round="teacher", task_id=task.id, kind=task.kind, difficulty=task.difficulty, k=0, attempt=0, success=verdict.success,
+        answer=answer, expected=task.answer, steps=len(steps), tool_errors=sum(s.error for s in steps), recalled=0,
+        seconds=time.perf_counter() - start, committed=imported, error=error or (None if verdict.success else verdict.reason),
     )
 
 
@@ -201,14 +283,21 @@ def run_demo(
     on_result: Callable[[TaskResult], None] | None = None,
     progress: bool = True,
     render_style: str = "json",
+    teacher: Teacher | None = None,
+    teacher_name: str = "teacher",
+    taught_file: str | Path | None = None,
 ) -> DemoReport:
     """Round 1 (accumulate with exploration) then round 2 (same tasks with and without recall).
 
     ``make_model(attempt)`` returns the model for an attempt: attempt 0 greedy, later ones sampled.
+    With ``teacher``, a training task the agent failed on every attempt is solved by the teacher
+    and, if verified, imported (see :func:`teach`); the pool's own/taught split is reported.
     """
     from tqdm.auto import tqdm
 
-    report = DemoReport(model=model_name, seed=seed)
+    if teacher is not None and taught_file is None:
+        raise ValueError("a teacher needs taught_file: the JSONL file its verified trajectories are imported from")
+    report = DemoReport(model=model_name, seed=seed, teacher=teacher_name if teacher is not None else None)
     total = len(train_tasks) * explore + 2 * len(test_tasks)
     bar = tqdm(total=total, desc="seer demo", unit="run", disable=not progress)
 
@@ -225,7 +314,14 @@ def run_demo(
             if r.success:
                 bar.update(explore - attempt - 1)
                 break
+        else:
+            if teacher is not None:
+                t = teach(task, teacher, pool, taught_file, source=teacher_name)  # type: ignore[arg-type]
+                report.taught.append(t)
+                if on_result:
+                    on_result(t)
         report.pool_sizes.append(pool.count())
+        report.own_sizes.append(pool.count() - sum(t.committed for t in report.taught))
     for task in test_tasks:
         record(run_task(task, world, make_model(0), pool, k=k, commit=False, round_name="test", intents=intents, render_style=render_style), report.test_recall)
         record(run_task(task, world, make_model(0), pool, k=0, commit=False, round_name="test", intents=intents, render_style=render_style), report.test_no_recall)
@@ -244,7 +340,9 @@ def plot_report(reports: Sequence[DemoReport], path: str | Path) -> Path:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     for rep in reports:
         xs = list(range(1, len(rep.pool_sizes) + 1))
-        ax1.plot(xs, rep.pool_sizes, marker="o", label=f"seed {rep.seed}: pool size")
+        line = ax1.plot(xs, rep.pool_sizes, marker="o", label=f"seed {rep.seed}: pool size")[0]
+        if rep.teacher and rep.own_sizes:
+            ax1.plot(xs, rep.own_sizes, linestyle="--", color=line.get_color(), label=f"seed {rep.seed}: of which the agent's own")
         ax1.set_xlabel("training tasks seen")
         ax1.set_ylabel("verified experiences in the pool")
     ax1.set_title("Round 1: the pool grows with verified successes")
