@@ -127,3 +127,72 @@ def test_expert_solves_every_kind_and_passes_the_strict_judge():
         assert ShopJudge(t).evaluate(RunRecord(request=t.question, answer=answer, steps=steps)).success, (t, answer)
         wrong = RunRecord(request=t.question, answer=answer + "1" if t.match == "numeric" else "nowhere", steps=steps)
         assert not ShopJudge(t).evaluate(wrong).success
+
+
+def test_teacher_fills_in_only_failed_tasks_and_only_verified_runs(tmp_path):
+    w = ShopWorld(seed=2)
+    tasks = w.tasks(1, kinds=["product_price", "order_value"], seed=1)
+    pool = open_pool(":memory:", embeddings=HashingEmbeddings(dimension=64))
+    taught = tmp_path / "taught.jsonl"
+    asked = []
+
+    def teacher(task):
+        asked.append(task.kind)
+        steps, answer = w.expert_solution(task)
+        return (steps, answer) if task.kind == "order_value" else (steps, "wrong")
+
+    make = lambda attempt: ScriptedChatModel(responses=[_price_policy], cycle=True)  # noqa: E731
+    rep = run_demo(w, make, pool, train_tasks=tasks, test_tasks=[], explore=1, progress=False, teacher=teacher, teacher_name="expert", taught_file=taught)
+    # the agent solves product_price itself; only the failed order_value task goes to the teacher
+    assert asked == ["order_value"] and [r.success for r in rep.train] == [True, False]
+    assert [(t.kind, t.success, t.committed) for t in rep.taught] == [("order_value", True, True)]
+    assert pool.count() == 2 and rep.own_sizes == [1, 1] and rep.pool_sizes == [1, 2]
+    lines = taught.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["verdict"]["source"] == "teacher:expert"
+    stored = [e for e in pool.list()[0] if e.verdict.source == "teacher:expert"]
+    assert len(stored) == 1 and [s.tool for s in stored[0].steps] == list(tasks[1].gold_tools)
+    assert rep.summary()["taught_imported"] == 1 and rep.summary()["teacher"] == "expert"
+
+    # a teacher that gets it wrong (or crashes) is reported and never imported
+    pool2 = open_pool(":memory:", embeddings=HashingEmbeddings(dimension=64))
+    from seer_langgraph.demo.runner import teach
+
+    bad = teach(tasks[1], lambda t: (w.expert_solution(t)[0], "1.0"), pool2, tmp_path / "t2.jsonl", source="x")
+    boom = teach(tasks[1], lambda t: 1 / 0, pool2, tmp_path / "t2.jsonl", source="x")
+    assert not bad.success and not bad.committed and "ZeroDivisionError" in boom.error and pool2.count() == 0
+    assert not (tmp_path / "t2.jsonl").exists()
+    with pytest.raises(ValueError, match="taught_file"):
+        run_demo(w, make, pool2, train_tasks=tasks, test_tasks=[], teacher=teacher)
+
+
+def test_seer_demo_command_end_to_end_with_a_test_model(tmp_path, monkeypatch, capsys):
+    """`seer demo` wiring: rounds, teacher import, per-seed reports, summary JSON, PNG, pools on disk."""
+    import seer_langgraph.local.models as models
+    from seer_langgraph.cli import main
+
+    loaded = []
+
+    def fake_load(spec, **kwargs):
+        loaded.append((spec, kwargs))
+        return ScriptedChatModel(responses=[_price_policy], cycle=True)
+
+    monkeypatch.setattr(models, "load_chat_model", fake_load)
+    out = tmp_path / "demo"
+    code = main(["demo", "--model", "openai:test", "--embeddings", "hashing", "--seeds", "0", "1", "--kinds", "product_price", "order_value",
+                 "--explore", "1", "--k", "2", "--teacher", "expert", "--out", str(out), "--json"])
+    printed = capsys.readouterr().out
+    assert code == 0 and loaded == [("openai:test", {})]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["seed"] for s in summary["seeds"]] == [0, 1]
+    for s in summary["seeds"]:
+        # the test policy solves price lookups only; the order_value task is taught and imported
+        assert s["pool_size"] == 2 and s["taught_imported"] == 1 and s["teacher"] == "expert"
+        assert s["with_recall"]["tasks"] == s["without_recall"]["tasks"] == 2
+        assert s["with_recall"]["solved"] == s["without_recall"]["solved"] == 1  # a fixed policy cannot learn: no gain
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert len((out / "taught-seed0.jsonl").read_text().splitlines()) == 1
+    assert (out / "pool-seed1").is_dir() and json.loads((out / "report-seed1.json").read_text())["taught"][0]["kind"] == "order_value"
+    assert "1 the agent's own, 1 taught by --teacher expert" in " ".join(printed.split())
+
+    with pytest.raises(SystemExit, match="--teacher 'nobody'"):
+        main(["demo", "--model", "openai:test", "--embeddings", "hashing", "--kinds", "product_price", "--teacher", "nobody", "--out", str(out)])
