@@ -97,7 +97,7 @@ class SeerMiddleware(AgentMiddleware[SeerAgentState]):
     def _with_examples(self, request: ModelRequest) -> ModelRequest:
         base = message_text(request.system_message) if request.system_message is not None else ""
         cfg = self.config.model_copy(update={"system_prompt": base})
-        text = message_text(seer_system_message({"seer_examples": request.state.get("seer_examples")}, cfg))
+        text = message_text(seer_system_message({"seer_examples": request.state.get("seer_examples"), "messages": list(request.messages)}, cfg))
         return request.override(system_message=SystemMessage(text)) if text else request
 
     def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]) -> Any:

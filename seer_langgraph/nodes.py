@@ -174,7 +174,8 @@ def seer_system_message(state: dict[str, Any], config: SeerConfig | None = None)
     messages = state.get("messages") or []
     base = message_text(messages[0]) if messages and isinstance(messages[0], SystemMessage) else cfg.system_prompt
     examples = [RecalledExperience.model_validate(e) for e in state.get("seer_examples") or []]
-    return SystemMessage(system_prompt_with_examples(base, examples, cfg.render_observation_chars, cfg.render_style))
+    done = [s.tool for s in read_run(messages).steps if not s.error] if examples and messages else []
+    return SystemMessage(system_prompt_with_examples(base, examples, cfg.render_observation_chars, cfg.render_style, done=done))
 
 
 class _Agent:

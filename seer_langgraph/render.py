@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 from .pool import RecalledExperience
 
-__all__ = ["EXAMPLES_FOOTER", "EXAMPLES_HEADER", "RenderStyle", "render_examples", "system_prompt_with_examples"]
+__all__ = ["EXAMPLES_FOOTER", "EXAMPLES_HEADER", "RenderStyle", "next_step_note", "render_examples", "system_prompt_with_examples"]
 
 EXAMPLES_HEADER = (
     "Worked examples of similar tasks that were solved correctly before. Follow their method "
@@ -31,7 +31,73 @@ EXAMPLES_FOOTER = (
     "tools yourself to get its values. Begin with your first tool call."
 )
 
+EXAMPLES_FOOTER_CONTINUE = (
+    "End of the examples. The current task is different: its names, ids and numbers differ, so take its values "
+    "from its own request and observations."
+)
+
 RenderStyle = Literal["json", "hermes", "plain"]
+
+
+def _arg_sources(args: dict, request: str, observations: list[tuple[int, str]]) -> str:
+    parts = []
+    for key, value in args.items():
+        srcs = list(dict.fromkeys(src for v in _scalars(value) if (src := _source(v, request, observations))))
+        if srcs:
+            where = srcs[0] if len(srcs) == 1 else ", ".join(srcs[:-1]) + " and " + srcs[-1]
+            parts.append(f"{key} from {where}")
+        else:
+            parts.append(key)
+    return ", ".join(parts)
+
+
+def next_step_note(recalled: Sequence[RecalledExperience], done: Sequence[str], include_errors: bool = False) -> str:
+    """The rest of the best-matching example's method, from where the current run stands.
+
+    ``done`` is the current turn's successful tool chain so far. The first example whose method
+    starts with the same chain is outlined from that point: each remaining call with where its
+    arguments came from (never the example's values), then where the answer came from. Stepwise
+    recall shows examples before every step; this line tells a small model which step it is at,
+    so it continues a multi-step method instead of copying an example's last call or answering
+    after the first call.
+
+    >>> from seer_langgraph.experience import Experience, Step
+    >>> from seer_langgraph.pool import RecalledExperience
+    >>> exp = Experience(request="cost of 3 'red pen'?", steps=[Step(tool="find", args={"name": "red pen"}, observation='{"price": 2.5}'),
+    ...     Step(tool="calculator", args={"expression": "3 * 2.5"}, observation="7.5")], answer="7.5")
+    >>> r = RecalledExperience(experience=exp, s1=0.9, s2=1.0, s3=0.0, score=1.9)
+    >>> print(next_step_note([r], []))
+    Example 1's method: step 1 find (name from the request) -> step 2 calculator (expression from the request and step 1's observation) -> answer from step 2's observation.
+    >>> print(next_step_note([r], ["find"]))
+    The current task has made 1 tool call so far (find). Example 1's method from here: step 2 calculator (expression from the request and step 1's observation) -> answer from step 2's observation.
+    >>> print(next_step_note([r], ["find", "calculator"]))
+    The current task has made 2 tool calls so far (find -> calculator). Example 1 gave its final answer at this point (from step 2's observation).
+    """
+    done = list(done)
+    if not recalled:
+        return ""
+    head = ""
+    if done:
+        calls = f"{len(done)} tool call{'s' if len(done) > 1 else ''}"
+        head = f"The current task has made {calls} so far ({' -> '.join(done)}). "
+    for i, r in enumerate(recalled, start=1):
+        exp = r.experience
+        steps = [st for st in exp.steps if include_errors or not st.error]
+        if [st.tool for st in steps][: len(done)] != done:
+            continue
+        seen = [(n, st.observation) for n, st in enumerate(steps, start=1)]
+        src = _source(exp.answer.strip(), exp.request, seen) if exp.answer.strip() else None
+        answer = f"answer from {src}" if src else "answer"
+        if len(steps) == len(done):
+            return f"{head}Example {i} gave its final answer at this point" + (f" (from {src})." if src else ".")
+        rest = []
+        for n, st in enumerate(steps, start=1):
+            if n > len(done):
+                args = _arg_sources(st.args, exp.request, seen[: n - 1])
+                rest.append(f"step {n} {st.tool}" + (f" ({args})" if args else ""))
+        lead = f"Example {i}'s method from here" if done else f"Example {i}'s method"
+        return f"{head}{lead}: {' -> '.join(rest + [answer])}."
+    return head.strip()
 
 
 def _call(tool: str, args: dict, style: RenderStyle) -> str:
@@ -87,6 +153,7 @@ def render_examples(
     style: RenderStyle = "json",
     include_errors: bool = False,
     annotate: bool = True,
+    done: Sequence[str] = (),
 ) -> str:
     """Text of the worked examples, best first; empty string when there are none.
 
@@ -95,7 +162,8 @@ def render_examples(
     ``plain`` prose. A model that copies an example then writes a call its parser understands.
     Steps that failed are left out unless ``include_errors``. With ``annotate`` each call and the
     answer say where their values came from (the request or an earlier observation), so a model
-    learns the method, not the example's numbers.
+    learns the method, not the example's numbers. ``done`` (the current turn's tool chain so far)
+    ends the examples with :func:`next_step_note` instead of "begin with your first tool call".
     """
     if style not in ("json", "hermes", "plain"):
         raise ValueError(f"unknown render style {style!r}; use 'json', 'hermes' or 'plain'")
@@ -121,13 +189,19 @@ def render_examples(
         src = _source(answer, exp.request, seen) if annotate and answer else None
         lines.append(f"Final answer: {answer}" + (f"   (from {src})" if src else ""))
         blocks.append("\n".join(lines))
-    blocks.append("\n" + EXAMPLES_FOOTER)
+    progress = next_step_note(recalled, done, include_errors)
+    footer = EXAMPLES_FOOTER_CONTINUE if done else EXAMPLES_FOOTER
+    blocks.append("\n" + (f"{footer} {progress}" if progress else footer))
     return "\n".join(blocks)
 
 
 def system_prompt_with_examples(
-    base: str, recalled: Sequence[RecalledExperience], observation_chars: int = 600, style: RenderStyle = "json"
+    base: str, recalled: Sequence[RecalledExperience], observation_chars: int = 600, style: RenderStyle = "json", done: Sequence[str] = ()
 ) -> str:
-    """``base`` followed by the rendered examples (``base`` alone when nothing was recalled)."""
-    examples = render_examples(recalled, observation_chars, style)
+    """``base`` followed by the rendered examples (``base`` alone when nothing was recalled).
+
+    ``done``: the current turn's successful tool chain so far (see :func:`next_step_note`).
+    """
+    examples = render_examples(recalled, observation_chars, style, done=done)
     return f"{base}\n\n{examples}" if examples else base
+
