@@ -91,3 +91,44 @@ def test_render_says_where_values_came_from():
     assert "(values: 9 from the request; 110.29 from step 1's observation)" in text
     assert "Final answer: 992.61   (from step 2's observation)" in text
     assert "(values" not in render_examples([RecalledExperience(experience=exp, s1=1, s2=1, s3=1, score=3)], annotate=False)
+
+
+def test_examples_end_with_the_method_from_where_the_run_stands():
+    """Stepwise: before each model step the footer outlines the best example's remaining method."""
+    from langchain_core.messages import AIMessage, ToolMessage
+    from langchain_core.tools import tool
+
+    from seer_langgraph import open_pool
+    from seer_langgraph.config import SeerConfig
+    from seer_langgraph.graph import create_seer_agent
+    from seer_langgraph.render import EXAMPLES_FOOTER, next_step_note
+    from seer_langgraph.testing import tool_call
+
+    @tool
+    def find_product(name: str) -> dict:
+        """Look up a product."""
+        return {"name": name, "price": 4.0}
+
+    @tool
+    def calculator(expression: str) -> float:
+        """Arithmetic."""
+        return 12.0
+
+    pool = open_pool(":memory:", embeddings=HashingEmbeddings(dimension=64))
+    pool.commit(Experience(request="cost of 2 'red pen'?", answer="5.0", steps=[
+        Step(tool="find_product", args={"name": "red pen"}, observation='{"name": "red pen", "price": 2.5}'),
+        Step(tool="calculator", args={"expression": "2 * 2.5"}, observation="5.0")]))
+    model = ScriptedChatModel(responses=[tool_call("find_product", name="blue pen"), tool_call("calculator", expression="3 * 4.0"), "12.0"])
+    agent = create_seer_agent(model, [find_product, calculator], pool, config=SeerConfig(k=1))
+    out = agent.invoke({"messages": [("user", "cost of 3 'blue pen'?")]})
+    assert isinstance(out["messages"][-1], AIMessage) and isinstance(out["messages"][-2], ToolMessage)
+    first, second, third = (p[0].content for p in model.prompts)
+    assert first.endswith(
+        f"{EXAMPLES_FOOTER} Example 1's method: step 1 find_product (name from the request) -> step 2 calculator "
+        "(expression from the request and step 1's observation) -> answer from step 2's observation.")
+    assert "made 1 tool call so far (find_product). Example 1's method from here: step 2 calculator" in second
+    assert "Begin with your first tool call" not in second
+    assert third.endswith("made 2 tool calls so far (find_product -> calculator). Example 1 gave its final answer at this point (from step 2's observation).")
+    # an example whose method went another way gets no outline; failed calls do not count as progress
+    other = RecalledExperience(experience=Experience(request="r", steps=[Step(tool="get_order")], answer="x"), s1=1, s2=0, s3=0, score=1)
+    assert next_step_note([other], ["find_product"]) == "The current task has made 1 tool call so far (find_product)."
