@@ -41,6 +41,12 @@ class SeerConfig(BaseModel):
         description="Make the first model step of a turn call a tool (tool_choice='any'): keeps a small model from "
         "answering from an example's values instead of looking its own up.",
     )
+    follow_examples: bool = Field(
+        default=False,
+        description="Not in the paper (this library's option): while the best recalled example that went the same way "
+        "so far made another call at this point, require a tool call at this step (tool_choice='any'), so a small "
+        "model does not answer halfway through a multi-step method. No examples (k=0), no effect.",
+    )
     render_style: Literal["json", "hermes", "plain"] = Field(
         default="json", description="How example calls are written in the prompt (see seer_langgraph.render)."
     )

@@ -32,8 +32,8 @@ from .config import SeerConfig
 from .evaluators import Evaluator, RunRecord, as_evaluator
 from .history import message_text
 from .intent import IntentClassifier, IntentSet
-from .nodes import _Commit, _Recall, format_tool_error, seer_system_message
-from .pool import ExperiencePool
+from .nodes import _Commit, _Recall, format_tool_error, must_call_tool, seer_system_message
+from .pool import ExperiencePool, RecalledExperience
 from .state import SeerFields
 
 __all__ = ["SeerAgentState", "SeerMiddleware"]
@@ -98,7 +98,12 @@ class SeerMiddleware(AgentMiddleware[SeerAgentState]):
         base = message_text(request.system_message) if request.system_message is not None else ""
         cfg = self.config.model_copy(update={"system_prompt": base})
         text = message_text(seer_system_message({"seer_examples": request.state.get("seer_examples"), "messages": list(request.messages)}, cfg))
-        return request.override(system_message=SystemMessage(text)) if text else request
+        if text:
+            request = request.override(system_message=SystemMessage(text))
+        examples = [RecalledExperience.model_validate(e) for e in request.state.get("seer_examples") or []]
+        if request.tools and must_call_tool(list(request.messages), examples, self.config):
+            request = request.override(tool_choice="any")
+        return request
 
     def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]) -> Any:
         return handler(self._with_examples(request))

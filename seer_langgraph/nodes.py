@@ -31,7 +31,7 @@ from .history import message_text, read_run, turn_start
 from .intent import IntentClassifier
 from .limits import clip_history_text
 from .pool import ExperiencePool, RecalledExperience
-from .render import system_prompt_with_examples
+from .render import example_next_tool, system_prompt_with_examples
 
 __all__ = [
     "STEP_LIMIT_NOTE",
@@ -40,6 +40,7 @@ __all__ = [
     "make_commit_node",
     "make_recall_node",
     "make_tools_node",
+    "must_call_tool",
     "resolve_tenant",
     "route_after_agent",
     "seer_system_message",
@@ -178,12 +179,25 @@ def seer_system_message(state: dict[str, Any], config: SeerConfig | None = None)
     return SystemMessage(system_prompt_with_examples(base, examples, cfg.render_observation_chars, cfg.render_style, done=done))
 
 
+def must_call_tool(messages: Sequence[BaseMessage], examples: Sequence[RecalledExperience], config: SeerConfig) -> bool:
+    """Whether this model step must call a tool: the first step with ``require_tool_first``, a
+    later one with ``follow_examples`` while the best matching example made another call here.
+    """
+    start = turn_start(messages)
+    rounds = sum(1 for m in messages[start + 1 :] if isinstance(m, AIMessage) and (m.tool_calls or m.invalid_tool_calls))
+    if rounds == 0:
+        return config.require_tool_first
+    if not config.follow_examples or not examples:
+        return False
+    return example_next_tool(examples, [s.tool for s in read_run(messages).steps if not s.error]) is not None
+
+
 class _Agent:
     def __init__(self, model: BaseChatModel, tools: Sequence[BaseTool | Callable[..., Any]], cfg: SeerConfig):
         self.cfg = cfg
         self.model = model
         self.with_tools = model.bind_tools(list(tools)) if tools else model
-        self.must_call = model.bind_tools(list(tools), tool_choice="any") if tools and cfg.require_tool_first else self.with_tools
+        self.must_call = model.bind_tools(list(tools), tool_choice="any") if tools else self.with_tools
 
     def _inputs(self, state: dict[str, Any]) -> tuple[Any, list[BaseMessage]]:
         messages: list[BaseMessage] = state["messages"]
@@ -194,7 +208,8 @@ class _Agent:
         if rounds >= self.cfg.max_steps:
             system = SystemMessage(f"{message_text(system)}\n\n{STEP_LIMIT_NOTE}")
             return self.model, [system, *rest]
-        return (self.must_call if rounds == 0 else self.with_tools), [system, *rest]
+        examples = [RecalledExperience.model_validate(e) for e in state.get("seer_examples") or []]
+        return (self.must_call if must_call_tool(rest, examples, self.cfg) else self.with_tools), [system, *rest]
 
     def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         runnable, messages = self._inputs(state)

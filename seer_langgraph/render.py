@@ -20,7 +20,7 @@ from typing import Any, Literal, Sequence
 
 from .pool import RecalledExperience
 
-__all__ = ["EXAMPLES_FOOTER", "EXAMPLES_HEADER", "RenderStyle", "next_step_note", "render_examples", "system_prompt_with_examples"]
+__all__ = ["EXAMPLES_FOOTER", "EXAMPLES_HEADER", "RenderStyle", "example_next_tool", "next_step_note", "render_examples", "system_prompt_with_examples"]
 
 EXAMPLES_HEADER = (
     "Worked examples of similar tasks that were solved correctly before. Follow their method "
@@ -49,6 +49,34 @@ def _arg_sources(args: dict, request: str, observations: list[tuple[int, str]]) 
         else:
             parts.append(key)
     return ", ".join(parts)
+
+
+def _matching(recalled: Sequence[RecalledExperience], done: list[str], include_errors: bool) -> tuple[int, list[Any]] | None:
+    """The first example whose successful tool chain starts with ``done``, and its steps."""
+    for i, r in enumerate(recalled, start=1):
+        steps = [st for st in r.experience.steps if include_errors or not st.error]
+        if [st.tool for st in steps][: len(done)] == done:
+            return i, steps
+    return None
+
+
+def example_next_tool(recalled: Sequence[RecalledExperience], done: Sequence[str]) -> str | None:
+    """The tool the best-matching example called next at this point, or ``None``.
+
+    ``None`` when no recalled example went the same way so far, or the matching one answered here.
+
+    >>> from seer_langgraph.experience import Experience, Step
+    >>> from seer_langgraph.pool import RecalledExperience
+    >>> exp = Experience(request="r", steps=[Step(tool="find"), Step(tool="calculator")], answer="1")
+    >>> r = [RecalledExperience(experience=exp, s1=1, s2=1, s3=0, score=2)]
+    >>> example_next_tool(r, ["find"]), example_next_tool(r, ["find", "calculator"]), example_next_tool(r, ["other"])
+    ('calculator', None, None)
+    """
+    done = list(done)
+    match = _matching(recalled, done, False)
+    if match is None or len(match[1]) <= len(done):
+        return None
+    return match[1][len(done)].tool
 
 
 def next_step_note(recalled: Sequence[RecalledExperience], done: Sequence[str], include_errors: bool = False) -> str:
@@ -80,11 +108,10 @@ def next_step_note(recalled: Sequence[RecalledExperience], done: Sequence[str], 
     if done:
         calls = f"{len(done)} tool call{'s' if len(done) > 1 else ''}"
         head = f"The current task has made {calls} so far ({' -> '.join(done)}). "
-    for i, r in enumerate(recalled, start=1):
-        exp = r.experience
-        steps = [st for st in exp.steps if include_errors or not st.error]
-        if [st.tool for st in steps][: len(done)] != done:
-            continue
+    match = _matching(recalled, done, include_errors)
+    if match is not None:
+        i, steps = match
+        exp = recalled[i - 1].experience
         seen = [(n, st.observation) for n, st in enumerate(steps, start=1)]
         src = _source(exp.answer.strip(), exp.request, seen) if exp.answer.strip() else None
         answer = f"answer from {src}" if src else "answer"

@@ -132,3 +132,62 @@ def test_examples_end_with_the_method_from_where_the_run_stands():
     # an example whose method went another way gets no outline; failed calls do not count as progress
     other = RecalledExperience(experience=Experience(request="r", steps=[Step(tool="get_order")], answer="x"), s1=1, s2=0, s3=0, score=1)
     assert next_step_note([other], ["find_product"]) == "The current task has made 1 tool call so far (find_product)."
+
+
+def test_follow_examples_requires_a_call_only_while_a_matching_example_continued():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    from seer_langgraph.config import SeerConfig
+    from seer_langgraph.nodes import must_call_tool
+
+    exp = Experience(request="r", steps=[Step(tool="find"), Step(tool="calculator")], answer="1")
+    ex = [RecalledExperience(experience=exp, s1=1, s2=1, s3=0, score=2)]
+
+    def turn(*tools, error=False):
+        msgs = [HumanMessage("q")]
+        for i, t in enumerate(tools):
+            msgs += [AIMessage("", tool_calls=[{"name": t, "args": {}, "id": f"c{i}"}]),
+                     ToolMessage("boom" if error else "ok", tool_call_id=f"c{i}", status="error" if error else "success")]
+        return msgs
+
+    on, off = SeerConfig(follow_examples=True), SeerConfig()
+    assert must_call_tool(turn("find"), ex, on)  # the example called calculator next
+    assert not must_call_tool(turn("find"), ex, off)  # option off
+    assert not must_call_tool(turn("find"), [], on)  # no examples (k=0): no effect
+    assert not must_call_tool(turn("find", "calculator"), ex, on)  # the example answered here
+    assert not must_call_tool(turn("other"), ex, on)  # went another way: the model decides
+    assert must_call_tool(turn("find", error=True), ex, on)  # a failed call is not progress: the example's step 1 is still ahead
+    assert must_call_tool(turn(), ex, SeerConfig(require_tool_first=True)) and not must_call_tool(turn(), ex, on)
+
+
+def test_middleware_requires_the_call_too():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+    from langchain_core.tools import tool
+
+    from seer_langgraph import open_pool
+    from seer_langgraph.config import SeerConfig
+    from seer_langgraph.middleware import SeerMiddleware
+
+    @tool
+    def find(q: str) -> str:
+        """Find."""
+        return q
+
+    exp = Experience(request="r", steps=[Step(tool="find"), Step(tool="find")], answer="1")
+    ex = [RecalledExperience(experience=exp, s1=1, s2=1, s3=0, score=2).model_dump(mode="json")]
+    mw = SeerMiddleware(open_pool(":memory:", embeddings=HashingEmbeddings(dimension=16)), config=SeerConfig(follow_examples=True))
+    msgs = [HumanMessage("q"), AIMessage("", tool_calls=[{"name": "find", "args": {"q": "a"}, "id": "c"}]), ToolMessage("a", tool_call_id="c")]
+
+    class Req:  # the parts of ModelRequest the middleware reads
+        def __init__(self, **kw):
+            self.__dict__.update({"system_message": None, "tools": [find], "tool_choice": None, "messages": msgs, "state": {"seer_examples": ex}, **kw})
+
+        def override(self, **kw):
+            new = Req()
+            new.__dict__.update({**self.__dict__, **kw})
+            return new
+
+    out = mw._with_examples(Req())
+    assert out.tool_choice == "any" and "Example 1 called" not in out.system_message.content
+    assert "Example 1's method from here: step 2 find" in out.system_message.content
+    assert mw._with_examples(Req(state={"seer_examples": []})).tool_choice is None

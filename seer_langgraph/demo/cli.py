@@ -30,6 +30,11 @@ def add_demo_parser(sub: Any) -> None:
              "verified successes) | expert (the world's scripted solver, standing in for a person showing how) | "
              "openai:NAME (a stronger model); verified trajectories are imported through the pool's JSONL import",
     )
+    p.add_argument(
+        "--follow-examples", action="store_true",
+        help="require a tool call while the best matching recalled example made one at that point (SeerConfig.follow_examples; "
+             "not in the paper; acts only through recalled examples, so k=0 is unchanged)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for the local model (default: half the CPUs)")
     p.add_argument("--render-style", default="auto", help="auto (hermes for local models, json otherwise) | json | hermes | plain")
     p.add_argument("--out", default="seer-demo", help="output directory (pool, report JSON, PNG)")
@@ -131,6 +136,7 @@ def run_demo_command(args: argparse.Namespace) -> int:
                 teacher=teacher,
                 teacher_name=args.teacher,
                 taught_file=taught_file,
+                follow_examples=args.follow_examples,
             )
         finally:
             pool.close()

@@ -153,11 +153,12 @@ def run_task(
     max_steps: int = 6,
     intents: dict[str, str] | None = None,
     render_style: str = "json",
+    follow_examples: bool = False,
 ) -> TaskResult:
     """Run one task through the prebuilt SEER agent and judge it strictly."""
     judge = ShopJudge(task)
     out, answer, error, seconds = _run_agent(task, world, model, pool, k=k, evaluator=judge if commit else None,
-                                             max_steps=max_steps, intents=intents, render_style=render_style)
+                                             max_steps=max_steps, intents=intents, render_style=render_style, follow_examples=follow_examples)
     msgs = out["messages"]
     # round 1 commits through the agent's own judge; round 2 is judged here, with the same judge
     verdict = out.get("seer_verdict") if commit and out.get("seer_verdict") else judge.evaluate(
@@ -185,10 +186,11 @@ def run_task(
 
 def _run_agent(
     task: Task, world: ShopWorld, model: BaseChatModel, pool: ExperiencePool, *, k: int, evaluator: BaseEvaluator | None,
-    max_steps: int, intents: dict[str, str] | None, render_style: str,
+    max_steps: int, intents: dict[str, str] | None, render_style: str, follow_examples: bool = False,
 ) -> tuple[dict[str, Any], str | None, str | None, float]:
     cfg = SeerConfig(k=k, max_steps=max_steps, system_prompt=SYSTEM_PROMPT, render_observation_chars=400, render_style=render_style,
         require_tool_first=True,  # every shop question needs a lookup: the same rule with and without recall
+        follow_examples=follow_examples,  # acts only through recalled examples: no effect at k=0
     )
     agent = create_seer_agent(model, world.tools(), pool, evaluator=evaluator, config=cfg, intents=intents)
     start = time.perf_counter()
@@ -286,6 +288,7 @@ def run_demo(
     teacher: Teacher | None = None,
     teacher_name: str = "teacher",
     taught_file: str | Path | None = None,
+    follow_examples: bool = False,
 ) -> DemoReport:
     """Round 1 (accumulate with exploration) then round 2 (same tasks with and without recall).
 
@@ -309,7 +312,8 @@ def run_demo(
 
     for task in train_tasks:
         for attempt in range(explore):
-            r = run_task(task, world, make_model(attempt), pool, k=k, commit=True, round_name="train", attempt=attempt, intents=intents, render_style=render_style)
+            r = run_task(task, world, make_model(attempt), pool, k=k, commit=True, round_name="train", attempt=attempt, intents=intents,
+                         render_style=render_style, follow_examples=follow_examples)
             record(r, report.train)
             if r.success:
                 bar.update(explore - attempt - 1)
@@ -323,8 +327,9 @@ def run_demo(
         report.pool_sizes.append(pool.count())
         report.own_sizes.append(pool.count() - sum(t.committed for t in report.taught))
     for task in test_tasks:
-        record(run_task(task, world, make_model(0), pool, k=k, commit=False, round_name="test", intents=intents, render_style=render_style), report.test_recall)
-        record(run_task(task, world, make_model(0), pool, k=0, commit=False, round_name="test", intents=intents, render_style=render_style), report.test_no_recall)
+        for kk, into in ((k, report.test_recall), (0, report.test_no_recall)):
+            record(run_task(task, world, make_model(0), pool, k=kk, commit=False, round_name="test", intents=intents, render_style=render_style,
+                            follow_examples=follow_examples), into)
     bar.close()
     report.pool_size = pool.count()
     return report
