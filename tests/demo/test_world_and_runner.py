@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
@@ -193,6 +194,14 @@ def test_seer_demo_command_end_to_end_with_a_test_model(tmp_path, monkeypatch, c
     assert len((out / "taught-seed0.jsonl").read_text().splitlines()) == 1
     assert (out / "pool-seed1").is_dir() and json.loads((out / "report-seed1.json").read_text())["taught"][0]["kind"] == "order_value"
     assert "1 the agent's own, 1 taught by --teacher expert" in " ".join(printed.split())
+
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_summary", Path(__file__).resolve().parents[2] / "benchmarks" / "demo_summary.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    table = mod.summarise(out)
+    assert "| 0 | 2 (1 + 1) | 1/2 (easy 100%, hard 0%) | 1/2 (easy 100%, hard 0%) | +0 |" in table and "Gain +0.0% ± 0.0%" in table
 
     with pytest.raises(SystemExit, match="--teacher 'nobody'"):
         main(["demo", "--model", "openai:test", "--embeddings", "hashing", "--kinds", "product_price", "--teacher", "nobody", "--out", str(out)])
