@@ -32,8 +32,8 @@ from .config import SeerConfig
 from .evaluators import Evaluator, RunRecord, as_evaluator
 from .history import message_text
 from .intent import IntentClassifier, IntentSet
-from .nodes import _Commit, _Recall, format_tool_error, must_call_tool, seer_system_message
-from .pool import ExperiencePool, RecalledExperience
+from .nodes import _Commit, _done_tools, _examples, _must_call, _Recall, _system_message, _tool_rounds, format_tool_error
+from .pool import ExperiencePool
 from .state import SeerFields
 
 __all__ = ["SeerAgentState", "SeerMiddleware"]
@@ -97,11 +97,13 @@ class SeerMiddleware(AgentMiddleware[SeerAgentState]):
     def _with_examples(self, request: ModelRequest) -> ModelRequest:
         base = message_text(request.system_message) if request.system_message is not None else ""
         cfg = self.config.model_copy(update={"system_prompt": base})
-        text = message_text(seer_system_message({"seer_examples": request.state.get("seer_examples"), "messages": list(request.messages)}, cfg))
+        messages = list(request.messages)
+        examples = _examples(request.state)
+        done = _done_tools(messages) if examples else []
+        text = message_text(_system_message(messages, examples, done, cfg))
         if text:
             request = request.override(system_message=SystemMessage(text))
-        examples = [RecalledExperience.model_validate(e) for e in request.state.get("seer_examples") or []]
-        if request.tools and must_call_tool(list(request.messages), examples, self.config):
+        if request.tools and _must_call(_tool_rounds(messages), examples, done, cfg):
             request = request.override(tool_choice="any")
         return request
 

@@ -166,6 +166,116 @@ def make_recall_node(
 
 
 # -- model --------------------------------------------------------------------------------------
+def _examples(state: dict[str, Any]) -> list[RecalledExperience]:
+    return [RecalledExperience.model_validate(e) for e in state.get("seer_examples") or []]
+
+
+def _tool_rounds(messages: Sequence[BaseMessage]) -> int:
+    """Model steps of the current turn that called tools."""
+    start = turn_start(messages)
+    return sum(1 for m in messages[start + 1 :] if isinstance(m, AIMessage) and (m.tool_calls or m.invalid_tool_calls))
+
+
+def _done_tools(messages: Sequence[BaseMessage]) -> list[str]:
+    """The current turn's successful tool chain so far."""
+    return [s.tool for s in read_run(messages).steps if not s.error] if messages else []
+
+
+def _system_message(messages: Sequence[BaseMessage], examples: Sequence[RecalledExperience], done: Sequence[str], cfg: SeerConfig) -> SystemMessage:
+    base = message_text(messages[0]) if messages and isinstance(messages[0], SystemMessage) else cfg.system_prompt
+    return SystemMessage(system_prompt_with_examples(base, examples, cfg.render_observation_chars, cfg.render_style, done=done))
+
+
+def _must_call(rounds: int, examples: Sequence[RecalledExperience], done: Sequence[str], config: SeerConfig) -> bool:
+    if rounds == 0:
+        return config.require_tool_first
+    return config.follow_examples and example_next_tool(examples, done) is not None
+
+
+def seer_system_message(state: dict[str, Any], config: SeerConfig | None = None) -> SystemMessage:
+    """The system message with the recalled examples, for a model node of your own.
+
+    Uses your own leading system message as the base prompt when the messages have one.
+    """
+    messages = state.get("messages") or []
+    examples = _examples(state)
+    return _system_message(messages, examples, _done_tools(messages) if examples else [], config or SeerConfig())
+
+
+def must_call_tool(messages: Sequence[BaseMessage], examples: Sequence[RecalledExperience], config: SeerConfig) -> bool:
+    """Whether this model step must call a tool: the first step with ``require_tool_first``, a
+    later one with ``follow_examples`` while the best matching example made another call here.
+    """
+    return _must_call(_tool_rounds(messages), examples, _done_tools(messages) if examples else [], config)
+
+
+class _Agent:
+    def __init__(self, model: BaseChatModel, tools: Sequence[BaseTool | Callable[..., Any]], cfg: SeerConfig):
+        self.cfg = cfg
+        self.model = model
+        self.with_tools = model.bind_tools(list(tools)) if tools else model
+        self.must_call = model.bind_tools(list(tools), tool_choice="any") if tools else self.with_tools
+
+    def _inputs(self, state: dict[str, Any]) -> tuple[Any, list[BaseMessage]]:
+        messages: list[BaseMessage] = state["messages"]
+        examples = _examples(state)  # validated and read once per step, for the prompt and the call rule
+        rest = [m for m in messages if not isinstance(m, SystemMessage)]
+        done = _done_tools(rest) if examples else []
+        system = _system_message(messages, examples, done, self.cfg)
+        rounds = _tool_rounds(rest)
+        if rounds >= self.cfg.max_steps:
+            system = SystemMessage(f"{message_text(system)}\n\n{STEP_LIMIT_NOTE}")
+            return self.model, [system, *rest]
+        return (self.must_call if _must_call(rounds, examples, done, self.cfg) else self.with_tools), [system, *rest]
+
+    def sync(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        update, request, steps, wanted = self._plan(state)
+        intent = update["seer_intent"] if update else state.get("seer_intent")
+        if update and self.classifier is not None and request.strip():
+            try:
+                intent = update["seer_intent"] = self.classifier.classify(request).label
+            except Exception as exc:  # no intent alignment this turn, rather than no answer
+                logger.warning("SEER intent classification failed (%s: %s); continuing without an intent", type(exc).__name__, exc)
+        if not wanted:
+            return update
+        try:
+            recalled = self.pool.recall(self._text(request, steps), **self._query_args(steps, intent, config))
+        except Exception as exc:  # the agent answers without examples rather than failing
+            logger.warning("SEER recall failed (%s: %s); continuing without examples", type(exc).__name__, exc)
+            recalled = []
+        return self._finish(update, recalled)
+
+    async def asynch(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        update, request, steps, wanted = self._plan(state)
+        intent = update["seer_intent"] if update else state.get("seer_intent")
+        if update and self.classifier is not None and request.strip():
+            try:
+                intent = update["seer_intent"] = (await self.classifier.aclassify(request)).label
+            except Exception as exc:
+                logger.warning("SEER intent classification failed (%s: %s); continuing without an intent", type(exc).__name__, exc)
+        if not wanted:
+            return update
+        try:
+            recalled = await self.pool.arecall(self._text(request, steps), **self._query_args(steps, intent, config))
+        except Exception as exc:
+            logger.warning("SEER recall failed (%s: %s); continuing without examples", type(exc).__name__, exc)
+            recalled = []
+        return self._finish(update, recalled)
+
+
+def make_recall_node(
+    pool: ExperiencePool, config: SeerConfig | None = None, classifier: IntentClassifier | None = None
+) -> RunnableLambda:
+    """The recall node: H_t from the messages -> top-k experiences in ``seer_examples``.
+
+    On a new turn it also resets the turn's fields and classifies the intent (once).
+    Recall failures are logged and the model runs without examples.
+    """
+    r = _Recall(pool, config or SeerConfig(), classifier)
+    return RunnableLambda(r.sync, afunc=r.asynch, name="seer_recall")
+
+
+# -- model --------------------------------------------------------------------------------------
 def seer_system_message(state: dict[str, Any], config: SeerConfig | None = None) -> SystemMessage:
     """The system message with the recalled examples, for a model node of your own.
 

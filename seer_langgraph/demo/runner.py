@@ -162,7 +162,7 @@ def run_task(
     msgs = out["messages"]
     # round 1 commits through the agent's own judge; round 2 is judged here, with the same judge
     verdict = out.get("seer_verdict") if commit and out.get("seer_verdict") else judge.evaluate(
-        RunRecord(request=task.question, answer=answer if isinstance(answer, str) else None, steps=_steps(out))
+        RunRecord(request=task.question, answer=answer, steps=_steps(out))
     ).model_dump()
     tool_msgs = [m for m in msgs if isinstance(m, ToolMessage)]
     return TaskResult(
