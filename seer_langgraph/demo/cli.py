@@ -35,10 +35,20 @@ def add_demo_parser(sub: Any) -> None:
         help="require a tool call while the best matching recalled example made one at that point (SeerConfig.follow_examples; "
              "not in the paper; acts only through recalled examples, so k=0 is unchanged)",
     )
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the local model (default: half the CPUs)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for the local model (default: half the CPUs)")
     p.add_argument("--render-style", default="auto", help="auto (hermes for local models, json otherwise) | json | hermes | plain")
     p.add_argument("--out", default="seer-demo", help="output directory (pool, report JSON, PNG)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def sampled(model: BaseChatModel, attempt: int, temperature: float = 0.7) -> BaseChatModel:

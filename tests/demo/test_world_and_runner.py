@@ -205,3 +205,6 @@ def test_seer_demo_command_end_to_end_with_a_test_model(tmp_path, monkeypatch, c
 
     with pytest.raises(SystemExit, match="--teacher 'nobody'"):
         main(["demo", "--model", "openai:test", "--embeddings", "hashing", "--kinds", "product_price", "--teacher", "nobody", "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["demo", "--model", "openai:test", "--threads", "0", "--out", str(out)])
+    assert "--threads: expected a whole number of at least 1, got '0'" in capsys.readouterr().err
